@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Idempotent setup: a Python 3.8-3.10 for Rasa, the two virtual environments, pinned dependencies.
+#
+# .venv       Python 3.11: gateway, action server, CRM, knowledge base, tests (requirements/app.lock)
+# .venv-rasa  Python 3.8-3.10: Rasa Open Source 3.6.21 only (requirements/rasa.lock)
+#
+# Each environment is rebuilt only when its lock file changed (a stamp file keeps the lock's hash).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+UV_VERSION=0.13.9
+FIND_LINKS=/opt/wheels   # the CPU build of PyTorch; without it torch pulls several GB of CUDA packages
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+stamp_ok() {  # stamp_ok <venv> <lock>: true when the venv was built from this exact lock file
+    [ -f "$1/.kefu-lock-hash" ] && [ "$(cat "$1/.kefu-lock-hash")" = "$(sha256sum "$2" | cut -d' ' -f1)" ]
+}
+write_stamp() { sha256sum "$2" | cut -d' ' -f1 > "$1/.kefu-lock-hash"; }
+
+# --- uv, the installer, kept in its own small venv so it never mixes with the project's packages
+if [ ! -x .tools/bin/uv ]; then
+    log "installing uv $UV_VERSION into .tools/"
+    python3 -m venv .tools
+    .tools/bin/pip install --quiet "uv==$UV_VERSION"
+fi
+UV="$ROOT/.tools/bin/uv"
+
+# --- a Python for Rasa: prefer one already on the machine, provision Debian's python3.9 otherwise
+find_rasa_python() {
+    local candidate
+    for candidate in "${KEFU_RASA_PYTHON:-}" python3.10 python3.9 python3.8 \
+        "$HOME"/.pyenv/versions/3.10.*/bin/python3 "$HOME"/.pyenv/versions/3.9.*/bin/python3 \
+        "$HOME"/.pyenv/versions/3.8.*/bin/python3; do
+        [ -n "$candidate" ] || continue
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys, ssl, sqlite3, ctypes, distutils.sysconfig, lib2to3; sys.exit(not (3, 8) <= sys.version_info[:2] <= (3, 10))' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if [ ! -x .venv-rasa/bin/rasa ] || ! stamp_ok .venv-rasa requirements/rasa.lock; then
+    if ! RASA_PYTHON=$(find_rasa_python); then
+        log "no Python 3.8-3.10 found: provisioning Debian's python3.9 (see README, 'What setup does to the machine')"
+        bash scripts/provision_python39.sh
+        RASA_PYTHON=$(find_rasa_python) || { echo "python3.9 provisioning did not give a usable interpreter" >&2; exit 1; }
+    fi
+    log "creating .venv-rasa with $RASA_PYTHON"
+    "$UV" venv --quiet --allow-existing -p "$RASA_PYTHON" .venv-rasa
+    VIRTUAL_ENV="$ROOT/.venv-rasa" "$UV" pip sync --quiet requirements/rasa.lock
+    write_stamp .venv-rasa requirements/rasa.lock
+fi
+
+if [ ! -x .venv/bin/python ] || ! stamp_ok .venv requirements/app.lock; then
+    log "creating .venv (Python 3.11) from requirements/app.lock"
+    "$UV" venv --quiet --allow-existing -p python3.11 .venv
+    VIRTUAL_ENV="$ROOT/.venv" "$UV" pip sync --quiet --find-links "$FIND_LINKS" requirements/app.lock
+    VIRTUAL_ENV="$ROOT/.venv" "$UV" pip install --quiet --no-deps -e .
+    write_stamp .venv requirements/app.lock
+fi
+log "environments ready"
