@@ -1,0 +1,77 @@
+"""Engine and session factory: one of each per process, built from settings on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.settings import Settings, get_settings
+
+
+def make_engine(settings: Settings) -> Engine:
+    """Build an engine; SQLite files get WAL mode so readers never block the writer."""
+    url = settings.database_url
+    if settings.is_sqlite:
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+_engine: Engine | None = None
+_sessionmaker: sessionmaker[Session] | None = None
+
+
+def get_sessionmaker() -> sessionmaker[Session]:
+    """The process-wide session factory, created on first use (never at import time)."""
+    global _engine, _sessionmaker
+    if _sessionmaker is None:
+        _engine = make_engine(get_settings())
+        _sessionmaker = make_sessionmaker(_engine)
+    return _sessionmaker
+
+
+def configure(settings: Settings) -> sessionmaker[Session]:
+    """Make this process use the database of `settings` (the action server's tests call it)."""
+    global _engine, _sessionmaker
+    if _engine is not None:
+        _engine.dispose()
+    _engine = make_engine(settings)
+    _sessionmaker = make_sessionmaker(_engine)
+    return _sessionmaker
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """One transaction: commits on success, rolls back on error."""
+    with get_sessionmaker().begin() as session:
+        yield session
+
+
+def database_ok(factory: sessionmaker[Session]) -> bool:
+    try:
+        with factory() as session:
+            session.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False

@@ -1,0 +1,59 @@
+"""Kefu's settings: one object, read from the environment (and an optional .env)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER_SECRET = "change-me"
+
+
+class Settings(BaseSettings):
+    """Everything Kefu reads from its environment; names are upper-cased in the env (KEFU_ENV ...)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # "development" (default) or "production"; production refuses placeholder secrets.
+    kefu_env: str = "development"
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'kefu.db'}"
+    # Rasa's conversation trackers (its SQL tracker store); a SQLite file by default.
+    tracker_store_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'rasa-tracker.db'}"
+    secret_key: str = PLACEHOLDER_SECRET
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    # Rasa and the action server listen on loopback only: the gateway is the only public process.
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_token: str = PLACEHOLDER_SECRET
+    action_server_url: str = "http://127.0.0.1:5055"
+    rasa_timeout_seconds: float = 10.0
+
+    max_message_chars: int = 2000
+    # Failed order verifications allowed per conversation (and per order number) per hour.
+    verification_max_failures: int = 5
+    verification_window_minutes: int = 60
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.kefu_env == "production":
+            for name in ("secret_key", "rasa_token"):
+                if getattr(self, name) == PLACEHOLDER_SECRET:
+                    raise ValueError(
+                        f"{name.upper()} is still the placeholder {PLACEHOLDER_SECRET!r}; "
+                        "set a long random value before running with KEFU_ENV=production"
+                    )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built once from the environment."""
+    return Settings()
