@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import Settings, get_settings
 
+# Hosting platforms hand out "postgres://" and "postgresql://" URLs; SQLAlchemy would pick psycopg2 for
+# those, which is not installed. psycopg 3 is.
+_POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+_PSYCOPG3_PREFIX = "postgresql+psycopg://"
+
+
+def normalise_database_url(url: str) -> str:
+    """The URL with PostgreSQL pointed at the psycopg 3 driver; any other URL comes back unchanged."""
+    for prefix in _POSTGRES_PREFIXES:
+        if url.startswith(prefix):
+            return _PSYCOPG3_PREFIX + url.removeprefix(prefix)
+    return url
+
+
+def redact_database_url(url: str) -> str:
+    """The URL with its password replaced by ***, safe for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        # Not a URL SQLAlchemy understands; still never show what looks like user:password@.
+        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
 
 def make_engine(settings: Settings) -> Engine:
     """Build an engine; SQLite files get WAL mode so readers never block the writer."""
-    url = settings.database_url
+    url = normalise_database_url(settings.database_url)
     if settings.is_sqlite:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     Numeric,
     String,
     Text,
@@ -26,7 +27,7 @@ from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -40,15 +41,25 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column; use bot.crm.models.utcnow()")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
+            return value.replace(tzinfo=UTC)
         return value
 
 
 class Base(DeclarativeBase):
+    # Named constraints, so later migrations can alter them on SQLite too (0001 uses these names).
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
     type_annotation_map = {
         datetime: UTCDateTime(),
         dict[str, Any]: JSON,
@@ -60,13 +71,13 @@ def _enum(cls: type[enum.Enum]) -> Enum:
     return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
 
 
-class ValueTier(str, enum.Enum):
+class ValueTier(enum.StrEnum):
     VIP = "vip"
     KEY = "key"
     REGULAR = "regular"
 
 
-class LifecycleStage(str, enum.Enum):
+class LifecycleStage(enum.StrEnum):
     PROSPECT = "prospect"
     NEW = "new"
     GROWING = "growing"
@@ -75,7 +86,7 @@ class LifecycleStage(str, enum.Enum):
     CHURNED = "churned"
 
 
-class OrderStatus(str, enum.Enum):
+class OrderStatus(enum.StrEnum):
     PROCESSING = "processing"
     SHIPPED = "shipped"
     IN_TRANSIT = "in_transit"
@@ -85,26 +96,26 @@ class OrderStatus(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
-class ConversationMode(str, enum.Enum):
+class ConversationMode(enum.StrEnum):
     BOT = "bot"
     PENDING_AGENT = "pending_agent"
     AGENT = "agent"
     CLOSED = "closed"
 
 
-class Direction(str, enum.Enum):
+class Direction(enum.StrEnum):
     INBOUND = "in"
     OUTBOUND = "out"
 
 
-class AuthorKind(str, enum.Enum):
+class AuthorKind(enum.StrEnum):
     CUSTOMER = "customer"
     BOT = "bot"
     AGENT = "agent"
     SYSTEM = "system"
 
 
-class MessageStatus(str, enum.Enum):
+class MessageStatus(enum.StrEnum):
     # Inbound messages: stored -> processed, or failed when a part was down (kept for retry/agents).
     RECEIVED = "received"
     PROCESSED = "processed"
@@ -113,7 +124,7 @@ class MessageStatus(str, enum.Enum):
     SENT = "sent"
 
 
-class TicketStatus(str, enum.Enum):
+class TicketStatus(enum.StrEnum):
     NEW = "new"
     OPEN = "open"
     PENDING_CUSTOMER = "pending_customer"
@@ -121,14 +132,14 @@ class TicketStatus(str, enum.Enum):
     CLOSED = "closed"
 
 
-class TicketPriority(str, enum.Enum):
+class TicketPriority(enum.StrEnum):
     LOW = "low"
     NORMAL = "normal"
     HIGH = "high"
     URGENT = "urgent"
 
 
-class AgentRole(str, enum.Enum):
+class AgentRole(enum.StrEnum):
     AGENT = "agent"
     LEAD = "lead"
     ADMIN = "admin"
@@ -341,7 +352,9 @@ class Ticket(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(16), unique=True)
-    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
     # The customer message that created the ticket: one message can never open two tickets.

@@ -1,0 +1,188 @@
+"""The `kefu` command: database upkeep and demo data; each area adds its own group of subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import date
+
+from alembic.util.exc import CommandError
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from bot.crm.db import make_engine, make_sessionmaker, redact_database_url
+from bot.crm.migrate import (
+    database_revision,
+    head_revision,
+    new_revision,
+    reset_database,
+    upgrade_database,
+)
+from bot.crm.models import utcnow
+from bot.crm.seed import DEMO_LOGINS, database_is_empty, seed_demo_data
+from bot.settings import Settings, get_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+class CliError(Exception):
+    """A failure the user can fix, reported as one line without a traceback."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `kefu` command; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        reasons = "; ".join(str(detail["msg"]) for detail in error.errors())
+        print(f"kefu: invalid settings: {reasons}", file=sys.stderr)
+        return 2
+    handler: Handler = args.handler
+    url = redact_database_url(settings.database_url)
+    try:
+        return handler(args, settings)
+    except CliError as error:
+        print(f"kefu: {error}", file=sys.stderr)
+    except DBAPIError as error:
+        # Connection refused, unknown database, bad password, unwritable file ...: the driver says which.
+        print(f"kefu: cannot use the database at {url}: {_first_line(error.orig)}", file=sys.stderr)
+    except (SQLAlchemyError, CommandError) as error:
+        print(f"kefu: database error at {url}: {_first_line(error)}", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; each area registers its group through one `_add_..._commands` function."""
+    parser = argparse.ArgumentParser(
+        prog="kefu", description="Kefu customer-service assistant: administration."
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_db_commands(commands)
+    _add_demo_logins_command(commands)
+    return parser
+
+
+# --- kefu db ... -------------------------------------------------------------------------------
+
+
+def _add_db_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    db = commands.add_parser("db", help="create, migrate, seed or reset the CRM database")
+    actions = db.add_subparsers(title="actions", metavar="ACTION", required=True)
+
+    upgrade = actions.add_parser("upgrade", help="migrate the schema to the newest revision")
+    upgrade.set_defaults(handler=_db_upgrade)
+
+    seed = actions.add_parser("seed", help="add demo customers, orders and agents to an empty database")
+    seed.add_argument(
+        "--today", type=_iso_date, default=None, metavar="YYYY-MM-DD",
+        help="the day the demo data is generated for (default: today, UTC)",
+    )  # fmt: skip
+    seed.set_defaults(handler=_db_seed)
+
+    revision = actions.add_parser(
+        "revision", help="(developers) write a migration for model changes the database does not have yet"
+    )
+    revision.add_argument(
+        "-m", "--message", required=True, help="what the migration does, e.g. 'add kb tables'"
+    )
+    revision.set_defaults(handler=_db_revision)
+
+    reset = actions.add_parser("reset", help="drop every table, then migrate to the newest revision")
+    reset.add_argument("--yes", action="store_true", help="confirm that all data may be deleted")
+    reset.set_defaults(handler=_db_reset)
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    url = redact_database_url(settings.database_url)
+    before = database_revision(settings)
+    upgrade_database(settings)
+    after = database_revision(settings)
+    if before == after:
+        print(f"Database {url} is up to date (revision {after}).")
+    else:
+        print(f"Database {url} upgraded from {before or 'an empty schema'} to revision {after}.")
+    return 0
+
+
+def _db_seed(args: argparse.Namespace, settings: Settings) -> int:
+    url = redact_database_url(settings.database_url)
+    if settings.kefu_env == "production":
+        raise CliError("refusing to seed demo data in production: the demo agents' passwords are public")
+    current, newest = database_revision(settings), head_revision(settings)
+    if current != newest:
+        revision = current or "none"
+        raise CliError(
+            f"the database at {url} is at revision {revision}, not {newest}; run `kefu db upgrade` first"
+        )
+    today: date = args.today or utcnow().date()
+    engine = make_engine(settings)
+    try:
+        started = time.perf_counter()
+        with make_sessionmaker(engine).begin() as session:
+            if not database_is_empty(session):
+                print(
+                    f"Database {url} is already seeded (it has customers, orders or agents); nothing changed."
+                )
+                return 0
+            summary = seed_demo_data(session, today)
+        seconds = time.perf_counter() - started
+    finally:
+        engine.dispose()
+    print(f"Seeded {url} with demo data for {today:%Y-%m-%d} in {seconds:.1f} s: {summary.describe()}.")
+    print("Run `kefu demo-logins` for the console logins.")
+    return 0
+
+
+def _db_revision(args: argparse.Namespace, settings: Settings) -> int:
+    path = new_revision(settings, args.message)
+    print(f"Wrote {path}; read it over before you commit it, autogenerate misses some changes.")
+    return 0
+
+
+def _db_reset(args: argparse.Namespace, settings: Settings) -> int:
+    url = redact_database_url(settings.database_url)
+    if not args.yes:
+        raise CliError(f"`kefu db reset` deletes every table and row in {url}; add --yes if you mean it")
+    dropped = reset_database(settings)
+    revision = database_revision(settings)
+    print(f"Dropped {len(dropped)} tables from {url} and migrated it to revision {revision}.")
+    print("Run `kefu db seed` for demo data.")
+    return 0
+
+
+# --- kefu demo-logins ---------------------------------------------------------------------------
+
+
+def _add_demo_logins_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo_logins = commands.add_parser("demo-logins", help="print the console logins `kefu db seed` creates")
+    demo_logins.set_defaults(handler=_demo_logins)
+
+
+def _demo_logins(args: argparse.Namespace, settings: Settings) -> int:
+    print("Demo console logins (created by `kefu db seed`):")
+    width = max(len(email) for email, _password, _role in DEMO_LOGINS)
+    for email, password, role in DEMO_LOGINS:
+        print(f"  {role:<6} {email:<{width}}  {password}")
+    return 0
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _first_line(error: BaseException | None) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())
