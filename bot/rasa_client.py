@@ -1,0 +1,188 @@
+"""The gateway's HTTP client for Rasa (REST channel, HTTP API) and the action server's health check."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bot.errors import ServiceUnavailable
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Health checks must answer quickly even when the normal reply timeout is long.
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+
+class RasaUnavailable(ServiceUnavailable):
+    """Rasa could not be reached, timed out, or failed while answering."""
+
+
+@dataclass
+class BotReply:
+    """One message from the bot, normalised from Rasa's REST channel output."""
+
+    text: str
+    buttons: list[dict[str, str]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        """What is stored in `Message.payload` for this reply."""
+        return {"buttons": self.buttons, "metadata": self.metadata}
+
+
+def _buttons(raw: Any) -> list[dict[str, str]]:
+    if not isinstance(raw, list):
+        return []
+    buttons = []
+    for button in raw:
+        if isinstance(button, dict) and button.get("title"):
+            title = str(button["title"])
+            buttons.append({"title": title, "payload": str(button.get("payload") or title)})
+    return buttons
+
+
+def _custom_metadata(custom: dict[str, Any]) -> dict[str, Any]:
+    """A custom JSON message flattened: its `metadata` dict plus any other keys."""
+    flat = {key: value for key, value in custom.items() if key != "metadata"}
+    inner = custom.get("metadata")
+    if isinstance(inner, dict):
+        flat.update(inner)
+    return flat
+
+
+def normalise_replies(raw_messages: list[Any]) -> list[BotReply]:
+    """Turn Rasa's output messages into replies.
+
+    Rasa's output channel sends `utter_message(text=..., json_message={"metadata": ...})` as two
+    messages, the text and then the custom JSON; such a custom message (no text of its own) is
+    folded into the reply before it.
+    """
+    replies: list[BotReply] = []
+    for raw in raw_messages:
+        if not isinstance(raw, dict):
+            continue
+        text = raw.get("text")
+        text = text if isinstance(text, str) else ""
+        buttons = _buttons(raw.get("buttons"))
+        raw_custom = raw.get("custom")
+        custom: dict[str, Any] = raw_custom if isinstance(raw_custom, dict) else {}
+        metadata = _custom_metadata(custom)
+        for key in ("image", "attachment"):
+            if raw.get(key):
+                metadata[key] = raw[key]
+        if not text and not buttons and "metadata" in custom and replies:
+            replies[-1].metadata.update(metadata)
+            continue
+        if not text and not buttons and not metadata:
+            continue
+        replies.append(BotReply(text=text, buttons=buttons, metadata=metadata))
+    return replies
+
+
+class RasaClient:
+    """Talks to Rasa over loopback; one per app, closed when the app shuts down."""
+
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.rasa_url = settings.rasa_url.rstrip("/")
+        self.action_server_url = settings.action_server_url.rstrip("/")
+        self._token = settings.rasa_token
+        self._http = httpx.AsyncClient(timeout=settings.rasa_timeout_seconds, transport=transport)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def send(self, sender_id: str, text: str, metadata: dict[str, Any]) -> list[BotReply]:
+        """Send a customer's message to Rasa's REST channel and return the bot's replies."""
+        url = f"{self.rasa_url}/webhooks/rest/webhook"
+        try:
+            response = await self._http.post(
+                url, json={"sender": sender_id, "message": text, "metadata": metadata}
+            )
+        except httpx.TimeoutException as exc:
+            raise RasaUnavailable(
+                f"Rasa at {self.rasa_url} did not answer in time ({type(exc).__name__})"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise RasaUnavailable(
+                f"cannot reach Rasa at {self.rasa_url} ({type(exc).__name__}: {exc}); is `rasa run` up?"
+            ) from exc
+        if response.status_code != 200:
+            raise RasaUnavailable(
+                f"Rasa answered HTTP {response.status_code} to the REST webhook: {response.text[:300]}"
+            )
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise RasaUnavailable(f"Rasa answered something that is not JSON: {response.text[:300]}") from exc
+        if not isinstance(body, list):
+            raise RasaUnavailable(
+                f"Rasa answered {type(body).__name__} where a list of messages was expected"
+            )
+        return normalise_replies(body)
+
+    async def resume(self, sender_id: str) -> None:
+        """Un-pause Rasa's tracker for a conversation (paused when it was handed to a person)."""
+        try:
+            response = await self._http.post(
+                f"{self.rasa_url}/conversations/{sender_id}/tracker/events",
+                params={"token": self._token},
+                json=[{"event": "resume"}],
+            )
+        except httpx.HTTPError as exc:
+            raise RasaUnavailable(f"cannot reach Rasa at {self.rasa_url} ({type(exc).__name__})") from exc
+        if response.status_code != 200:
+            raise RasaUnavailable(
+                f"Rasa refused to resume the conversation: HTTP {response.status_code} {response.text[:300]}"
+            )
+
+    async def status(self) -> dict[str, Any]:
+        """Whether Rasa is up and has a model loaded: `{"ok", "model_loaded", "detail"}`."""
+        try:
+            response = await self._http.get(
+                f"{self.rasa_url}/status", params={"token": self._token}, timeout=HEALTH_TIMEOUT_SECONDS
+            )
+        except httpx.HTTPError as exc:
+            return {
+                "ok": False,
+                "model_loaded": False,
+                "detail": f"cannot reach Rasa at {self.rasa_url} ({type(exc).__name__}); is `rasa run` up?",
+            }
+        if response.status_code == 200:
+            try:
+                model_file = response.json().get("model_file")
+            except (ValueError, AttributeError):
+                model_file = None
+            if model_file:
+                return {"ok": True, "model_loaded": True, "detail": f"model {model_file}"}
+            return {"ok": False, "model_loaded": False, "detail": "Rasa is up but reports no model file"}
+        if response.status_code == 409:
+            return {
+                "ok": False,
+                "model_loaded": False,
+                "detail": "Rasa is up but has no model loaded; train one with `rasa train`",
+            }
+        if response.status_code in (401, 403):
+            return {
+                "ok": False,
+                "model_loaded": False,
+                "detail": "Rasa refused the token: RASA_TOKEN must match the --auth-token Rasa runs with",
+            }
+        return {
+            "ok": False,
+            "model_loaded": False,
+            "detail": f"Rasa /status answered HTTP {response.status_code}",
+        }
+
+    async def action_server_ok(self) -> bool:
+        """Whether the action server answers its health check."""
+        try:
+            response = await self._http.get(
+                f"{self.action_server_url}/health", timeout=HEALTH_TIMEOUT_SECONDS
+            )
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200

@@ -1,0 +1,147 @@
+"""The gateway's ASGI app factory: `uvicorn bot.web.app:create_app --factory`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bot.crm.db import database_ok, make_engine, make_sessionmaker
+from bot.errors import error_response, register_error_handlers
+from bot.rasa_client import HEALTH_TIMEOUT_SECONDS, RasaClient
+from bot.settings import Settings, get_settings
+
+WEB_DIR = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=WEB_DIR / "templates")
+
+# The demo page loads nothing but its own files; no inline script, no third-party origin.
+DEMO_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' https: data:; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class DeclaredBodyLimit:
+    """Refuse a request whose Content-Length is over the limit, with a JSON error, before reading it.
+
+    The routes' own `max_body_size` still guards bodies sent without a length, but answers in plain text.
+    """
+
+    def __init__(self, app: ASGIApp, path_prefix: str, max_bytes: int) -> None:
+        self.app = app
+        self.path_prefix = path_prefix
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.path_prefix):
+            declared = Headers(scope=scope).get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                response = error_response(
+                    413, f"the request body is {int(declared)} bytes; the limit is {self.max_bytes}"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request; routes open their own short transactions with `session.begin()`."""
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    with factory() as session:
+        yield session
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_rasa_client(request: Request) -> RasaClient:
+    rasa: RasaClient = request.app.state.rasa
+    return rasa
+
+
+async def _database_check(factory: sessionmaker[Session]) -> bool:
+    try:
+        return await asyncio.wait_for(run_in_threadpool(database_ok, factory), HEALTH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return False
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the gateway app; tests pass their own settings (temporary database, unused ports)."""
+    settings = settings or get_settings()
+    engine = make_engine(settings)
+    rasa = RasaClient(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await rasa.aclose()
+            engine.dispose()
+
+    production = settings.kefu_env == "production"
+    app = FastAPI(
+        title="Kefu gateway",
+        lifespan=lifespan,
+        docs_url=None if production else "/docs",
+        redoc_url=None,
+        openapi_url=None if production else "/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.rasa = rasa
+    register_error_handlers(app)
+
+    # Imported here because the routers import this module's dependencies (get_session ...).
+    from bot.channels.web import MAX_BODY_BYTES
+    from bot.channels.web import router as web_router
+
+    app.include_router(web_router)
+    app.add_middleware(DeclaredBodyLimit, path_prefix=web_router.prefix, max_bytes=MAX_BODY_BYTES)
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        """Whether the database, Rasa (with a model) and the action server all answer."""
+        db_ok, rasa_status, actions_ok = await asyncio.gather(
+            _database_check(app.state.sessionmaker), rasa.status(), rasa.action_server_ok()
+        )
+        all_ok = db_ok and rasa_status["ok"] and actions_ok
+        body: dict[str, Any] = {
+            "status": "ok" if all_ok else "degraded",
+            "database": {"ok": db_ok},
+            "rasa": rasa_status,
+            "action_server": {"ok": actions_ok},
+        }
+        return JSONResponse(body, status_code=200 if all_ok else 503)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def demo_chat(request: Request) -> HTMLResponse:
+        """The demo chat page (the embeddable widget comes later)."""
+        return templates.TemplateResponse(
+            request,
+            "index.html",
+            {"max_message_chars": settings.max_message_chars},
+            headers=DEMO_PAGE_HEADERS,
+        )
+
+    return app
