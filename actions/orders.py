@@ -1,0 +1,300 @@
+"""Order tracking: collect and check the proof of ownership, then answer from the CRM."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy.orm import Session
+
+from actions.common import conversation_for, in_transaction, latest_message_id
+from bot.crm import orders as crm
+from bot.crm.models import AuditLog, Order, OrderStatus, Shipment, TicketPriority
+from bot.crm.tickets import open_ticket
+from bot.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+NOT_FOUND = (
+    "I couldn't find an order matching those details. Please check the order number and the "
+    "e-mail address or phone number you ordered with, and try again."
+)
+LOCKED_OUT = (
+    "There have been too many unsuccessful attempts to look up an order, so I've paused order "
+    "look-ups for this chat. Please try again in an hour, or ask for a person and we'll help you."
+)
+RESET_FORM = [SlotSet("order_number", None), SlotSet("contact", None)]
+
+
+def _date(value: Any) -> str:
+    return f"{value:%a %-d %b %Y}"
+
+
+def _latest_event_line(shipment: Shipment) -> str:
+    if not shipment.events:
+        return ""
+    event = shipment.events[-1]
+    where = f", {event.location}" if event.location else ""
+    return f"Latest update ({event.occurred_at:%-d %b, %H:%M} UTC): {event.description}{where}."
+
+
+def describe_order(order: Order) -> str:
+    """The status of an order as a customer reads it: where it is and when it will arrive."""
+    placed = f"Order #{order.number}, placed {_date(order.placed_at)}"
+    shipment = order.shipments[-1] if order.shipments else None
+    if order.status is OrderStatus.PROCESSING or shipment is None:
+        if order.status is OrderStatus.CANCELLED:
+            return f"{placed}, was cancelled. No payment is taken for cancelled orders."
+        return (
+            f"{placed}, is being prepared in our warehouse and hasn't shipped yet. "
+            "You'll get the tracking number by e-mail as soon as it leaves us."
+        )
+    carrier = f"{shipment.carrier}, tracking number {shipment.tracking_number}"
+    latest = _latest_event_line(shipment)
+    expected = f" Expected delivery: {_date(shipment.promised_date)}." if shipment.promised_date else ""
+    if order.status is OrderStatus.DELIVERED:
+        when = _date(shipment.delivered_at) if shipment.delivered_at else "recently"
+        return f"{placed}, was delivered on {when} ({carrier})."
+    if order.status is OrderStatus.RETURNED:
+        return f"{placed}, has been returned to us ({carrier}). {latest}".strip()
+    if order.status is OrderStatus.CANCELLED:
+        return f"{placed}, was cancelled before delivery ({carrier}). {latest}".strip()
+    if order.status is OrderStatus.DELAYED:
+        return f"I'm sorry: {placed[0].lower()}{placed[1:]}, is delayed with {carrier}. {latest}{expected}"
+    state = {OrderStatus.SHIPPED: "has shipped", OrderStatus.IN_TRANSIT: "is on its way"}[order.status]
+    return f"{placed}, {state} with {carrier}. {latest}{expected}"
+
+
+def _order_button(order: Order) -> dict[str, str]:
+    status = order.status.value.replace("_", " ")
+    return {
+        "title": f"#{order.number} · {order.placed_at:%-d %b %Y} · {status}",
+        "payload": f'/track_order{{"order_number": "{order.number}"}}',
+    }
+
+
+class ValidateOrderForm(FormValidationAction):
+    """Checks the order number and contact details the customer gives while tracking an order."""
+
+    def name(self) -> str:
+        return "validate_order_form"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        # A conversation already linked to a customer needs no second proof: the number is enough.
+        verified = await in_transaction(lambda s: conversation_for(s, tracker).customer_id is not None)
+        return [slot for slot in domain_slots if not (verified and slot == "contact")]
+
+    async def validate_order_number(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        number = crm.parse_order_number(str(value or ""))
+        if number is None:
+            dispatcher.utter_message(
+                text="That doesn't look like an order number. It has 6 digits, like #100123, and "
+                "you'll find it in your order confirmation e-mail."
+            )
+            return {"order_number": None}
+        return {"order_number": number}
+
+    async def validate_contact(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        contact = crm.parse_contact(str(value or ""))
+        if contact is None:
+            dispatcher.utter_message(
+                text="I need the e-mail address or phone number you used when ordering, "
+                "for example name@example.com or +44 7700 900123."
+            )
+            return {"contact": None}
+        return {"contact": str(value).strip()}
+
+
+class ActionAskOrderNumber(Action):
+    """Asks for the order number, offering a verified customer their recent orders as buttons."""
+
+    def name(self) -> str:
+        return "action_ask_order_number"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        def recent(session: Session) -> list[dict[str, str]]:
+            conversation = conversation_for(session, tracker)
+            if conversation.customer_id is None:
+                return []
+            return [_order_button(o) for o in crm.recent_orders(session, conversation.customer_id)]
+
+        buttons = await in_transaction(recent)
+        if buttons:
+            dispatcher.utter_message(text="Which order is it? Pick one or type its number.", buttons=buttons)
+        else:
+            dispatcher.utter_message(
+                text="Sure, I can check that. What's the order number? It has 6 digits, like "
+                "#100123, and it's in your order confirmation e-mail."
+            )
+        return []
+
+
+class ActionTrackOrder(Action):
+    """Verifies that the order is the customer's and tells its status, carrier and delivery date."""
+
+    def name(self) -> str:
+        return "action_track_order"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        settings = get_settings()
+        window = timedelta(minutes=settings.verification_window_minutes)
+        number = crm.parse_order_number(str(tracker.get_slot("order_number") or ""))
+        contact = crm.parse_contact(str(tracker.get_slot("contact") or ""))
+
+        def check(session: Session) -> tuple[str, Order | None]:
+            conversation = conversation_for(session, tracker)
+            if number is None:
+                return "missing", None
+            if (
+                crm.recent_failures(session, conversation, number, window)
+                >= settings.verification_max_failures
+            ):
+                return "locked", None
+            if conversation.customer_id is not None:
+                # Slot values come from the client and are never trusted: ownership is re-checked here.
+                order = crm.customer_order(session, conversation.customer_id, number)
+            elif contact is not None:
+                order = crm.verify_order_owner(session, number, contact)
+            else:
+                return "missing", None
+            crm.record_verification(session, conversation, number, succeeded=order is not None)
+            if order is None:
+                failures = crm.recent_failures(session, conversation, number, window)
+                if failures >= settings.verification_max_failures:
+                    session.add(
+                        AuditLog(
+                            actor="customer",
+                            action="verification_locked",
+                            record_type="conversation",
+                            record_id=str(conversation.id),
+                            details={"order_number": number, "failures": failures},
+                        )
+                    )
+                    logger.warning("order look-ups locked for conversation %s", conversation.id)
+                    return "locked", None
+                return "not_found", None
+            crm.link_conversation(session, conversation, order.customer)
+            return "found", order
+
+        outcome, order = await in_transaction(check)
+        if outcome == "locked":
+            dispatcher.utter_message(text=LOCKED_OUT)
+        elif outcome in ("missing", "not_found"):
+            dispatcher.utter_message(text=NOT_FOUND)
+        elif order is not None:
+            text = describe_order(order)
+            if order.status is OrderStatus.DELAYED:
+                dispatcher.utter_message(
+                    text=text + " Would you like me to open a ticket so our team follows it up, "
+                    "or talk to a person now?",
+                    buttons=[
+                        {
+                            "title": "Open a ticket",
+                            "payload": f'/open_ticket{{"order_number": "{order.number}"}}',
+                        },
+                        {"title": "Talk to a person", "payload": "/request_human"},
+                    ],
+                )
+            else:
+                dispatcher.utter_message(text=text)
+        return list(RESET_FORM)
+
+
+class ActionListOrders(Action):
+    """Lists a verified customer's recent orders; asks for proof first when the chat isn't verified."""
+
+    def name(self) -> str:
+        return "action_list_orders"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        def recent(session: Session) -> list[Order] | None:
+            conversation = conversation_for(session, tracker)
+            if conversation.customer_id is None:
+                return None
+            return crm.recent_orders(session, conversation.customer_id)
+
+        found = await in_transaction(recent)
+        if found is None:
+            dispatcher.utter_message(
+                text="I can show your orders once I know they're yours: first let's look up one of them."
+            )
+            return [FollowupAction("order_form")]
+        if not found:
+            dispatcher.utter_message(text="I don't see any orders on your account yet.")
+            return []
+        lines = "\n".join(
+            f"• #{o.number} ({o.placed_at:%-d %b %Y}): {o.status.value.replace('_', ' ')}" for o in found
+        )
+        dispatcher.utter_message(
+            text=f"Here are your most recent orders:\n{lines}\nPick one for the details.",
+            buttons=[_order_button(o) for o in found],
+        )
+        return []
+
+
+class ActionOpenDelayTicket(Action):
+    """Opens a delivery-problem ticket for a delayed order of the verified customer."""
+
+    def name(self) -> str:
+        return "action_open_delay_ticket"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        number = crm.parse_order_number(str(tracker.get_slot("order_number") or ""))
+        message_id = latest_message_id(tracker)
+
+        def create(session: Session) -> str | None:
+            conversation = conversation_for(session, tracker)
+            if conversation.customer_id is None or number is None:
+                return None
+            order = crm.customer_order(session, conversation.customer_id, number)
+            if order is None:
+                return None
+            ticket = open_ticket(
+                session,
+                category="delivery_problem",
+                subject=f"Order #{order.number} is delayed",
+                description="Customer asked for a follow-up after seeing the delay in chat.",
+                actor="bot",
+                customer_id=conversation.customer_id,
+                conversation_id=conversation.id,
+                order_id=order.id,
+                source_message_id=message_id,
+                priority=TicketPriority.NORMAL,
+                data={"order_number": order.number, "status": order.status.value},
+            )
+            return ticket.reference
+
+        reference = await in_transaction(create)
+        if reference is None:
+            dispatcher.utter_message(
+                text="I can open a ticket once we've looked up the order together. Which order is it about?"
+            )
+            return [*RESET_FORM, FollowupAction("order_form")]
+        dispatcher.utter_message(
+            text=f"Done: your ticket reference is {reference}. Our team will look into the delay and "
+            "get back to you here. Sorry again for the wait."
+        )
+        return list(RESET_FORM)

@@ -1,0 +1,169 @@
+"""Order look-ups and the proof that an order belongs to the person asking."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from bot.crm.models import (
+    AuditLog,
+    Conversation,
+    Customer,
+    CustomerIdentity,
+    Order,
+    Shipment,
+    VerificationAttempt,
+    utcnow,
+)
+
+ORDER_NUMBER_RE = re.compile(r"(?<!\d)#?\s*(1\d{5})(?!\d)")
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+PHONE_RE = re.compile(r"\+?[\d][\d ()./-]{6,20}\d")
+# Phone numbers are compared on their last digits, so "+49 151 2345 6789" and "0151 23456789" match.
+PHONE_MATCH_DIGITS = 9
+
+
+def parse_order_number(text: str) -> str | None:
+    """The 6-digit order number in a piece of text ("#100004", "order 100004"), or None."""
+    match = ORDER_NUMBER_RE.search(text)
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class Contact:
+    """An e-mail address or phone number a customer gives to prove who they are."""
+
+    email: str | None = None
+    phone_digits: str | None = None
+
+
+def parse_contact(text: str) -> Contact | None:
+    """The e-mail address or phone number in a piece of text, normalised, or None."""
+    email = EMAIL_RE.search(text)
+    if email:
+        return Contact(email=email.group(0).lower().rstrip("."))
+    phone = PHONE_RE.search(text)
+    if phone:
+        digits = re.sub(r"\D", "", phone.group(0))
+        if len(digits) >= 7:
+            return Contact(phone_digits=digits)
+    return None
+
+
+def phones_match(stored: str | None, given_digits: str) -> bool:
+    if not stored:
+        return False
+    stored_digits = re.sub(r"\D", "", stored)
+    tail = min(PHONE_MATCH_DIGITS, len(stored_digits))
+    return len(given_digits) >= tail and stored_digits[-tail:] == given_digits[-tail:]
+
+
+def _order_query():  # type: ignore[no-untyped-def]
+    return select(Order).options(
+        selectinload(Order.shipments).selectinload(Shipment.events),
+        selectinload(Order.items),
+        selectinload(Order.customer),
+    )
+
+
+def find_order(session: Session, number: str) -> Order | None:
+    return session.scalars(_order_query().where(Order.number == number)).first()
+
+
+def verify_order_owner(session: Session, number: str, contact: Contact) -> Order | None:
+    """The order if `contact` is its customer's e-mail or phone; None for any mismatch, alike."""
+    order = find_order(session, number)
+    if order is None:
+        return None
+    customer = order.customer
+    if contact.email is not None and customer.email.lower() == contact.email:
+        return order
+    if contact.phone_digits is not None and phones_match(customer.phone, contact.phone_digits):
+        return order
+    return None
+
+
+def customer_order(session: Session, customer_id: int, number: str) -> Order | None:
+    """The order with this number if it belongs to the customer, else None."""
+    return session.scalars(
+        _order_query().where(Order.number == number, Order.customer_id == customer_id)
+    ).first()
+
+
+def recent_orders(session: Session, customer_id: int, limit: int = 5) -> list[Order]:
+    return list(
+        session.scalars(
+            _order_query()
+            .where(Order.customer_id == customer_id)
+            .order_by(Order.placed_at.desc(), Order.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def conversation_by_sender(session: Session, sender_id: str) -> Conversation | None:
+    return session.scalars(select(Conversation).where(Conversation.sender_id == sender_id)).first()
+
+
+def record_verification(
+    session: Session, conversation: Conversation, order_number: str, succeeded: bool
+) -> None:
+    session.add(
+        VerificationAttempt(conversation_id=conversation.id, order_number=order_number, succeeded=succeeded)
+    )
+    session.flush()
+
+
+def recent_failures(
+    session: Session, conversation: Conversation, order_number: str | None, window: timedelta
+) -> int:
+    """Failed verifications in the window for this conversation or this order number, the larger."""
+    since: datetime = utcnow() - window
+    base = (
+        select(func.count())
+        .select_from(VerificationAttempt)
+        .where(VerificationAttempt.succeeded.is_(False), VerificationAttempt.created_at >= since)
+    )
+    by_conversation = session.scalar(base.where(VerificationAttempt.conversation_id == conversation.id)) or 0
+    by_order = 0
+    if order_number:
+        by_order = session.scalar(base.where(VerificationAttempt.order_number == order_number)) or 0
+    return max(by_conversation, by_order)
+
+
+def link_conversation(session: Session, conversation: Conversation, customer: Customer) -> None:
+    """Mark the conversation as the verified customer's and remember the channel identity."""
+    if conversation.customer_id == customer.id:
+        return
+    conversation.customer_id = customer.id
+    conversation.verified_at = utcnow()
+    identity = session.scalars(
+        select(CustomerIdentity).where(
+            CustomerIdentity.channel == conversation.channel,
+            CustomerIdentity.external_id == conversation.external_id,
+        )
+    ).first()
+    if identity is None:
+        session.add(
+            CustomerIdentity(
+                customer_id=customer.id, channel=conversation.channel, external_id=conversation.external_id
+            )
+        )
+    elif identity.customer_id != customer.id:
+        # The same browser or chat proved another customer's order: the newest proof wins, audited.
+        identity.customer_id = customer.id
+        identity.verified_at = utcnow()
+    session.add(
+        AuditLog(
+            actor="customer",
+            action="conversation_verified",
+            record_type="conversation",
+            record_id=str(conversation.id),
+            details={"customer_id": customer.id, "channel": conversation.channel},
+        )
+    )
+    session.flush()
