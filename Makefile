@@ -1,0 +1,28 @@
+# Kefu: the two commands a user needs are `make run` and `make test` (see README.md).
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: run test bench setup train lint
+
+## Set up if needed, then run the assistant with demo data.
+run:
+	bash scripts/run.sh
+
+## Set up if needed, train if needed, then run every test (unit, Rasa, end-to-end).
+test:
+	bash scripts/test.sh
+
+## Benchmarks: latency/throughput through the gateway vs. straight to Rasa, start-up time, memory.
+bench:
+	bash scripts/bench.sh
+
+setup:
+	bash scripts/bootstrap.sh
+
+train: setup
+	bash scripts/train.sh
+
+lint: setup
+	.venv/bin/ruff check bot actions knowledge_base tests benchmarks

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Trains the Rasa model only when config.yml, domain.yml or data/ changed since the last training.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fingerprint=$(cat config.yml domain.yml $(find data -type f -name '*.yml' | sort) | sha256sum | cut -d' ' -f1)
+if [ -f models/kefu.tar.gz ] && [ "$(cat models/.kefu-train-hash 2>/dev/null)" = "$fingerprint" ]; then
+    echo "[train] model is up to date with config.yml, domain.yml and data/"
+    exit 0
+fi
+echo "[train] training the Rasa model (about a minute or two on 2 cores)..."
+start=$(date +%s)
+.venv-rasa/bin/rasa train --config config.yml --domain domain.yml --data data \
+    --out models --fixed-model-name kefu --quiet
+echo "$fingerprint" > models/.kefu-train-hash
+echo "[train] done in $(( $(date +%s) - start )) s: models/kefu.tar.gz"

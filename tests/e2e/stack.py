@@ -1,0 +1,129 @@
+"""Starts Kefu's real processes from the Procfile with honcho, as `make run` does, on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bot.runtime import process_env
+from bot.settings import PROJECT_ROOT, Settings
+
+MODEL = PROJECT_ROOT / "models" / "kefu.tar.gz"
+START_TIMEOUT_SECONDS = 240
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    gateway_url: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def stack_settings(workdir: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{workdir / 'kefu.db'}",
+        tracker_store_url=f"sqlite:///{workdir / 'tracker.db'}",
+        gateway_port=free_port(),
+        rasa_url=f"http://127.0.0.1:{free_port()}",
+        action_server_url=f"http://127.0.0.1:{free_port()}",
+        rasa_token="e2e-test-token",
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment that makes every Kefu process read these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEFU_", "PYTEST_"))}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        TRACKER_STORE_URL=settings.tracker_store_url,
+        RASA_URL=settings.rasa_url,
+        RASA_TOKEN=settings.rasa_token,
+        ACTION_SERVER_URL=settings.action_server_url,
+        GATEWAY_PORT=str(settings.gateway_port),
+        RASA_TELEMETRY_ENABLED="false",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    env.update(process_env(settings))
+    return env
+
+
+def prepare_database(settings: Settings) -> None:
+    env = settings_env(settings)
+    kefu = str(PROJECT_ROOT / ".venv" / "bin" / "kefu")
+    for args in (["db", "upgrade"], ["db", "seed"]):
+        subprocess.run([kefu, *args], env=env, cwd=PROJECT_ROOT, check=True, capture_output=True)
+
+
+@contextmanager
+def running_stack(workdir: Path, *processes: str, settings: Settings | None = None) -> Iterator[Stack]:
+    """Run the Procfile (or some of its processes) until the gateway answers /healthz."""
+    if not MODEL.exists():
+        raise RuntimeError(f"{MODEL} is missing: train it first with `make test` (or `make train`)")
+    settings = settings or stack_settings(workdir)
+    prepare_database(settings)
+    log_path = workdir / f"honcho-{settings.gateway_port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(PROJECT_ROOT / ".venv" / "bin" / "honcho"), "start", "-f", "Procfile", *processes],
+            cwd=PROJECT_ROOT,
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stack = Stack(settings, f"http://127.0.0.1:{settings.gateway_port}", log_path, process)
+    try:
+        wait_until_up(stack, need_all=not processes)
+        yield stack
+    finally:
+        stop(process)
+
+
+def wait_until_up(stack: Stack, need_all: bool) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if stack.process.poll() is not None:
+            raise RuntimeError(f"the processes exited early:\n{stack.log()[-4000:]}")
+        try:
+            response = httpx.get(f"{stack.gateway_url}/healthz", timeout=5)
+            body = response.json()
+            last = str(body)
+            if response.status_code == 200 or (
+                not need_all and body.get("rasa", {}).get("model_loaded") and body["database"]["ok"]
+            ):
+                return
+        except httpx.HTTPError as error:
+            last = repr(error)
+        time.sleep(1)
+    raise RuntimeError(f"not healthy after {START_TIMEOUT_SECONDS}s ({last}):\n{stack.log()[-4000:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as a user would; honcho then stops every process it started."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
