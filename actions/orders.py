@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction, latest_message_id
 from bot.crm import orders as crm
-from bot.crm.models import AuditLog, Order, OrderStatus, Shipment, TicketPriority
+from bot.crm.models import AuditLog, Order, OrderStatus, Shipment, TicketPriority, utcnow
 from bot.crm.tickets import open_ticket
 from bot.settings import get_settings
 
@@ -43,8 +43,9 @@ def _latest_event_line(shipment: Shipment) -> str:
     return f"Latest update ({event.occurred_at:%-d %b, %H:%M} UTC): {event.description}{where}."
 
 
-def describe_order(order: Order) -> str:
+def describe_order(order: Order, today: date | None = None) -> str:
     """The status of an order as a customer reads it: where it is and when it will arrive."""
+    today = today or utcnow().date()
     placed = f"Order #{order.number}, placed {_date(order.placed_at)}"
     shipment = order.shipments[-1] if order.shipments else None
     if order.status is OrderStatus.PROCESSING or shipment is None:
@@ -65,6 +66,9 @@ def describe_order(order: Order) -> str:
     if order.status is OrderStatus.CANCELLED:
         return f"{placed}, was cancelled before delivery ({carrier}). {latest}".strip()
     if order.status is OrderStatus.DELAYED:
+        due = shipment.promised_date
+        if due is not None and due < today:
+            expected = f" It was due on {_date(due)}; the carrier hasn't given a new date yet."
         return f"I'm sorry: {placed[0].lower()}{placed[1:]}, is delayed with {carrier}. {latest}{expected}"
     state = {OrderStatus.SHIPPED: "has shipped", OrderStatus.IN_TRANSIT: "is on its way"}[order.status]
     return f"{placed}, {state} with {carrier}. {latest}{expected}"
@@ -200,6 +204,8 @@ class ActionTrackOrder(Action):
             dispatcher.utter_message(text=LOCKED_OUT)
         elif outcome in ("missing", "not_found"):
             dispatcher.utter_message(text=NOT_FOUND)
+            # Keep the number: a corrected e-mail alone, or a corrected number, is then enough to retry.
+            return [SlotSet("contact", None)]
         elif order is not None:
             text = describe_order(order)
             if order.status is OrderStatus.DELAYED:

@@ -6,11 +6,11 @@ cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh
 echo "[test] rasa data validate"
-.venv-rasa/bin/rasa data validate --config config.yml --domain domain.yml --data data --quiet
+PYTHONWARNINGS=ignore .venv-rasa/bin/rasa data validate --config config.yml --domain domain.yml --data data --quiet
 bash scripts/train.sh
 echo "[test] rasa test (conversation stories in tests/stories)"
 rm -rf var/rasa-test-results
-.venv-rasa/bin/rasa test core --model models/kefu.tar.gz --stories tests/stories \
+PYTHONWARNINGS=ignore .venv-rasa/bin/rasa test core --model models/kefu.tar.gz --stories tests/stories \
     --out var/rasa-test-results --fail-on-prediction-errors --quiet
 echo "[test] pytest"
 .venv/bin/python -m pytest "$@"

@@ -8,9 +8,9 @@ if [ -f models/kefu.tar.gz ] && [ "$(cat models/.kefu-train-hash 2>/dev/null)" =
     echo "[train] model is up to date with config.yml, domain.yml and data/"
     exit 0
 fi
-echo "[train] training the Rasa model (about a minute or two on 2 cores)..."
+echo "[train] training the Rasa model (a few minutes on 2 cores)..."
 start=$(date +%s)
-.venv-rasa/bin/rasa train --config config.yml --domain domain.yml --data data \
+PYTHONWARNINGS=ignore .venv-rasa/bin/rasa train --config config.yml --domain domain.yml --data data \
     --out models --fixed-model-name kefu --quiet
 echo "$fingerprint" > models/.kefu-train-hash
 echo "[train] done in $(( $(date +%s) - start )) s: models/kefu.tar.gz"

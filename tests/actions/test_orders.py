@@ -106,6 +106,13 @@ async def test_owner_gets_status_carrier_tracking_and_date(crm: sessionmaker[Ses
 async def test_phone_number_in_another_format_proves_ownership(crm: sessionmaker[Session]) -> None:
     _, text = await track(web_conversation(crm), "100004", "0151 2345 6789")
     assert "delayed" in text and "sorry" in text.lower()
+    # Its promised date has passed: no stale "expected delivery" is promised again.
+    assert "It was due on" in text and "Expected delivery" not in text
+
+
+async def test_a_corrected_email_alone_is_enough_to_retry(crm: sessionmaker[Session]) -> None:
+    events, _ = await track(web_conversation(crm), "100001", "ana@wrong.example")
+    assert events == [SlotSet("contact", None)]  # the order number is kept for the retry
 
 
 @pytest.mark.parametrize(
