@@ -14,10 +14,13 @@ FIND_LINKS=/opt/wheels   # the CPU build of PyTorch; without it torch pulls seve
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
+# Bump when the way environments are built changes, so existing ones are rebuilt once.
+BUILD_RECIPE=2
+stamp() { echo "$(sha256sum "$1" | cut -d' ' -f1)-$BUILD_RECIPE"; }
 stamp_ok() {  # stamp_ok <venv> <lock>: true when the venv was built from this exact lock file
-    [ -f "$1/.kefu-lock-hash" ] && [ "$(cat "$1/.kefu-lock-hash")" = "$(sha256sum "$2" | cut -d' ' -f1)" ]
+    [ -f "$1/.kefu-lock-hash" ] && [ "$(cat "$1/.kefu-lock-hash")" = "$(stamp "$2")" ]
 }
-write_stamp() { sha256sum "$2" | cut -d' ' -f1 > "$1/.kefu-lock-hash"; }
+write_stamp() { stamp "$2" > "$1/.kefu-lock-hash"; }
 
 # --- uv, the installer, kept in its own small venv so it never mixes with the project's packages
 if [ ! -x .tools/bin/uv ]; then
@@ -26,6 +29,9 @@ if [ ! -x .tools/bin/uv ]; then
     .tools/bin/pip install --quiet "uv==$UV_VERSION"
 fi
 UV="$ROOT/.tools/bin/uv"
+# Byte-compile at install time: uv doesn't by default, and where PYTHONDONTWRITEBYTECODE is set nothing
+# is ever cached, so Rasa would recompile TensorFlow's sources on every start (minutes, not seconds).
+export UV_COMPILE_BYTECODE=1
 
 # --- a Python for Rasa: prefer one already on the machine, provision Debian's python3.9 otherwise
 find_rasa_python() {
