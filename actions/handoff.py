@@ -9,7 +9,8 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction
-from bot.crm.models import AuditLog, ConversationMode
+from bot.crm.audit import audit
+from bot.crm.models import ConversationMode
 
 
 class ActionRequestHuman(Action):
@@ -25,14 +26,13 @@ class ActionRequestHuman(Action):
             conversation = conversation_for(session, tracker)
             if conversation.mode is ConversationMode.BOT:
                 conversation.mode = ConversationMode.PENDING_AGENT
-                session.add(
-                    AuditLog(
-                        actor="customer",
-                        action="handoff_requested",
-                        record_type="conversation",
-                        record_id=str(conversation.id),
-                        details={"reason": "customer_asked"},
-                    )
+                audit(
+                    session,
+                    "customer",
+                    "handoff_requested",
+                    "conversation",
+                    conversation.id,
+                    {"reason": "customer_asked"},
                 )
 
         await in_transaction(escalate)

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction, latest_message_id
 from bot.crm import orders as crm
-from bot.crm.models import AuditLog, Order, OrderStatus, Shipment, TicketPriority, utcnow
+from bot.crm.audit import audit
+from bot.crm.models import Order, OrderStatus, Shipment, TicketPriority, utcnow
 from bot.crm.tickets import open_ticket
 from bot.settings import get_settings
 
@@ -184,14 +185,13 @@ class ActionTrackOrder(Action):
             if order is None:
                 failures = crm.recent_failures(session, conversation, number, window)
                 if failures >= settings.verification_max_failures:
-                    session.add(
-                        AuditLog(
-                            actor="customer",
-                            action="verification_locked",
-                            record_type="conversation",
-                            record_id=str(conversation.id),
-                            details={"order_number": number, "failures": failures},
-                        )
+                    audit(
+                        session,
+                        "customer",
+                        "verification_locked",
+                        "conversation",
+                        conversation.id,
+                        {"order_number": number, "failures": failures},
                     )
                     logger.warning("order look-ups locked for conversation %s", conversation.id)
                     return "locked", None

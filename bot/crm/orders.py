@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from bot.crm.audit import audit
 from bot.crm.models import (
-    AuditLog,
     Conversation,
     Customer,
     CustomerIdentity,
@@ -157,13 +157,12 @@ def link_conversation(session: Session, conversation: Conversation, customer: Cu
         # The same browser or chat proved another customer's order: the newest proof wins, audited.
         identity.customer_id = customer.id
         identity.verified_at = utcnow()
-    session.add(
-        AuditLog(
-            actor="customer",
-            action="conversation_verified",
-            record_type="conversation",
-            record_id=str(conversation.id),
-            details={"customer_id": customer.id, "channel": conversation.channel},
-        )
+    audit(
+        session,
+        "customer",
+        "conversation_verified",
+        "conversation",
+        conversation.id,
+        {"customer_id": customer.id, "channel": conversation.channel},
     )
     session.flush()
