@@ -22,7 +22,9 @@ from bot.crm.migrate import (
 )
 from bot.crm.models import utcnow
 from bot.crm.seed import DEMO_LOGINS, database_is_empty, seed_demo_data
+from bot.errors import KefuError
 from bot.settings import Settings, get_settings
+from knowledge_base import cli as kb_cli
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -46,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except CliError as error:
         print(f"kefu: {error}", file=sys.stderr)
+    except KefuError as error:
+        print(f"kefu: {error.message}", file=sys.stderr)
     except DBAPIError as error:
         # Connection refused, unknown database, bad password, unwritable file ...: the driver says which.
         print(f"kefu: cannot use the database at {url}: {_first_line(error.orig)}", file=sys.stderr)
@@ -62,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_db_commands(commands)
     _add_demo_logins_command(commands)
+    kb_cli.add_commands(commands)
     return parser
 
 

@@ -30,6 +30,18 @@ class BadRequest(KefuError):
     status_code = 400
 
 
+class Unauthorized(KefuError):
+    """No valid console login."""
+
+    status_code = 401
+
+
+class Forbidden(KefuError):
+    """Logged in, but this account may not do this."""
+
+    status_code = 403
+
+
 class NotFound(KefuError):
     status_code = 404
 

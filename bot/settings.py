@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     verification_max_failures: int = 5
     verification_window_minutes: int = 60
 
+    # Knowledge-base answers (scores are the hybrid search score; see knowledge_base/index.py).
+    # At or above kb_answer_score the best article is the answer; between kb_suggest_score and it,
+    # the best two or three are offered to choose from; below, the question is recorded as a gap.
+    kb_answer_score: float = 0.62
+    kb_suggest_score: float = 0.45
+    # How often each process checks whether articles were published or archived.
+    kb_poll_seconds: float = 2.0
+
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.kefu_env == "production":

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 .venv/bin/kefu db upgrade
 .venv/bin/kefu db seed
+.venv/bin/kefu kb import
 bash scripts/train.sh
 
 eval "$(.venv/bin/python -m bot.runtime)"

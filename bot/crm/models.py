@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -143,6 +144,31 @@ class AgentRole(enum.StrEnum):
     AGENT = "agent"
     LEAD = "lead"
     ADMIN = "admin"
+
+
+class ArticleStatus(enum.StrEnum):
+    """Where an article stands; `published` means customers get answers from it."""
+
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+
+
+class VersionStatus(enum.StrEnum):
+    """Where one version stands: a published article keeps serving its published version while
+    a newer draft of it is written and reviewed; the version it replaces becomes `superseded`."""
+
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    PUBLISHED = "published"
+    SUPERSEDED = "superseded"
+
+
+class GapStatus(enum.StrEnum):
+    OPEN = "open"
+    DRAFTED = "drafted"  # a draft article was made from it
+    DISMISSED = "dismissed"
 
 
 class Customer(Base):
@@ -411,3 +437,136 @@ class AuditLog(Base):
 
     def __repr__(self) -> str:
         return f"AuditLog({self.actor!r} {self.action!r} {self.record_type}:{self.record_id})"
+
+
+class AgentSession(Base):
+    """A console login. Only a hash of the cookie's token is stored."""
+
+    __tablename__ = "agent_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str | None] = mapped_column(String(200))
+
+    agent: Mapped[Agent] = relationship()
+
+
+class KbArticle(Base):
+    """A knowledge-base article; its content lives in versions, every edit making a new one."""
+
+    __tablename__ = "kb_articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    status: Mapped[ArticleStatus] = mapped_column(
+        _enum(ArticleStatus), default=ArticleStatus.DRAFT, index=True
+    )
+    # Number of the newest version (what an edit must start from) and the version customers get.
+    latest_version: Mapped[int] = mapped_column(Integer, default=1)
+    published_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("kb_article_versions.id", ondelete="SET NULL", use_alter=True)
+    )
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    versions: Mapped[list[KbArticleVersion]] = relationship(
+        back_populates="article",
+        order_by="KbArticleVersion.number",
+        foreign_keys="KbArticleVersion.article_id",
+        cascade="all, delete-orphan",
+    )
+    published_version: Mapped[KbArticleVersion | None] = relationship(
+        foreign_keys=[published_version_id], post_update=True
+    )
+
+    def __repr__(self) -> str:
+        return f"KbArticle({self.slug!r}, {self.status.value!r}, v{self.latest_version})"
+
+
+class KbArticleVersion(Base):
+    __tablename__ = "kb_article_versions"
+    __table_args__ = (UniqueConstraint("article_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[VersionStatus] = mapped_column(_enum(VersionStatus), default=VersionStatus.DRAFT)
+    title: Mapped[str] = mapped_column(String(200))
+    problem: Mapped[str] = mapped_column(Text)
+    solution: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The version this one was edited from (None for the first), and why it was made.
+    based_on: Mapped[int | None] = mapped_column(Integer)
+    change_note: Mapped[str] = mapped_column(String(300), default="")
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+    published_at: Mapped[datetime | None]
+    # float32 vectors (rows of `embedding_dim`) from `embedding_model`, made when published.
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    embedding_model: Mapped[str | None] = mapped_column(String(120))
+    embedding_dim: Mapped[int | None] = mapped_column(Integer)
+
+    article: Mapped[KbArticle] = relationship(back_populates="versions", foreign_keys=[article_id])
+    author: Mapped[Agent | None] = relationship(foreign_keys=[author_id])
+    reviewer: Mapped[Agent | None] = relationship(foreign_keys=[reviewer_id])
+
+    def __repr__(self) -> str:
+        return f"KbArticleVersion(article={self.article_id}, v{self.number}, {self.status.value!r})"
+
+
+class KbIndexState(Base):
+    """One row whose generation goes up whenever the set of published articles changes; every
+    process with a search index polls it and reloads when it moved."""
+
+    __tablename__ = "kb_index_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class KbFeedback(Base):
+    """An article shown to a customer, and whether they said it helped (None: no answer yet)."""
+
+    __tablename__ = "kb_feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"), index=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("kb_article_versions.id", ondelete="SET NULL"))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    query: Mapped[str] = mapped_column(Text)
+    # How it was shown: "answer" (confident), "chosen" (picked from choices), "next" (after a no).
+    shown_as: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float]
+    helpful: Mapped[bool | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    answered_at: Mapped[datetime | None]
+
+
+class KbGap(Base):
+    """A question the knowledge base could not answer, or whose answers did not help."""
+
+    __tablename__ = "kb_gaps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(16))  # "no_match" or "unhelpful"
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    best_article_id: Mapped[int | None] = mapped_column(ForeignKey("kb_articles.id", ondelete="SET NULL"))
+    best_score: Mapped[float | None]
+    status: Mapped[GapStatus] = mapped_column(_enum(GapStatus), default=GapStatus.OPEN, index=True)
+    draft_article_id: Mapped[int | None] = mapped_column(ForeignKey("kb_articles.id", ondelete="SET NULL"))
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -40,6 +40,8 @@ DEMO_PASSWORD_AGENT = "kefu-agent-demo"
 # (name, e-mail, password, role) of the console accounts every demo database gets.
 _DEMO_AGENTS: tuple[tuple[str, str, str, AgentRole], ...] = (
     ("Lena Lead", "lead@kefu.example", DEMO_PASSWORD_LEAD, AgentRole.LEAD),
+    # A second lead: an article's author cannot approve it, so reviews need two.
+    ("Rui Reviewer", "rui@kefu.example", DEMO_PASSWORD_LEAD, AgentRole.LEAD),
     ("Ada Agent", "ada@kefu.example", DEMO_PASSWORD_AGENT, AgentRole.AGENT),
     ("Sam Agent", "sam@kefu.example", DEMO_PASSWORD_AGENT, AgentRole.AGENT),
 )

@@ -21,6 +21,7 @@ from bot.crm.db import database_ok, make_engine, make_sessionmaker
 from bot.errors import error_response, register_error_handlers
 from bot.rasa_client import HEALTH_TIMEOUT_SECONDS, RasaClient
 from bot.settings import Settings, get_settings
+from knowledge_base.live import LiveIndex
 
 WEB_DIR = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=WEB_DIR / "templates")
@@ -87,13 +88,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway app; tests pass their own settings (temporary database, unused ports)."""
     settings = settings or get_settings()
     engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
     rasa = RasaClient(settings)
+    # Agents' suggestions and the search API; publishing embeds with the same encoder.
+    kb_index = LiveIndex(sessions, poll_seconds=settings.kb_poll_seconds)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        kb_index.start()
         try:
             yield
         finally:
+            kb_index.stop()
             await rasa.aclose()
             engine.dispose()
 
@@ -107,15 +113,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.sessionmaker = sessions
     app.state.rasa = rasa
+    app.state.kb_index = kb_index
     register_error_handlers(app)
 
     # Imported here because the routers import this module's dependencies (get_session ...).
     from bot.channels.web import MAX_BODY_BYTES
     from bot.channels.web import router as web_router
+    from bot.web.auth import router as auth_router
+    from bot.web.kb_api import router as kb_router
 
     app.include_router(web_router)
+    app.include_router(auth_router)
+    app.include_router(kb_router)
     app.add_middleware(DeclaredBodyLimit, path_prefix=web_router.prefix, max_bytes=MAX_BODY_BYTES)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 

@@ -105,13 +105,13 @@ def test_new_revision_is_numbered_after_the_head(
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", migrations)
     upgrade_database(settings)
 
+    head = int(head_revision(settings))
     path = new_revision(settings, "add nothing yet")
 
-    assert path == migrations / "versions" / "0002_add_nothing_yet.py"
+    assert path == migrations / "versions" / f"{head + 1:04d}_add_nothing_yet.py"
     source = path.read_text()
-    assert (
-        "revision: str = '0002'" in source and "down_revision: str | Sequence[str] | None = '0001'" in source
-    )
+    assert f"revision: str = '{head + 1:04d}'" in source
+    assert f"down_revision: str | Sequence[str] | None = '{head:04d}'" in source
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,7 @@ def test_counts_match_the_summary_and_the_brief(seeded: tuple[sessionmaker[Sessi
     assert counted[OrderItem] == summary.order_items
     assert counted[Shipment] == summary.shipments
     assert counted[ShipmentEvent] == summary.shipment_events
-    assert counted[Agent] == summary.agents == 3
+    assert counted[Agent] == summary.agents == 4
     assert sum(summary.orders_by_status.values()) == summary.orders
 
 
@@ -206,7 +206,7 @@ def test_demo_agents_can_log_in_with_the_listed_passwords(session: Session) -> N
     for email, password, role in DEMO_LOGINS:
         assert hasher.verify(agents[email].password_hash, password)
         assert agents[email].role.value == role and agents[email].active
-    assert [role for _email, _password, role in DEMO_LOGINS].count("lead") == 1
+    assert [role for _email, _password, role in DEMO_LOGINS].count("lead") == 2
 
 
 def test_seeding_refuses_a_database_that_has_data(session: Session) -> None:

@@ -69,7 +69,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def prepare_database(settings: Settings) -> None:
     env = settings_env(settings)
     kefu = str(PROJECT_ROOT / ".venv" / "bin" / "kefu")
-    for args in (["db", "upgrade"], ["db", "seed"]):
+    for args in (["db", "upgrade"], ["db", "seed"], ["kb", "import"]):
         subprocess.run([kefu, *args], env=env, cwd=PROJECT_ROOT, check=True, capture_output=True)
 
 

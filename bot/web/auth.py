@@ -1,0 +1,154 @@
+"""Console logins for agents and leads: session cookies, CSRF tokens, role checks.
+
+A login sets the `kefu_session` cookie (HttpOnly, SameSite=Strict, Secure in production) holding a
+random token; only its SHA-256 is stored. Every state-changing request must also send the
+session's CSRF token in the `X-CSRF-Token` header, which a page on another site cannot read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Annotated, Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from bot.crm.audit import audit
+from bot.crm.models import Agent, AgentRole, AgentSession, utcnow
+from bot.errors import Forbidden, Unauthorized
+from bot.settings import Settings
+from bot.web.app import get_app_settings, get_session
+
+COOKIE = "kefu_session"
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_HOURS = 12
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_hasher = PasswordHasher()
+# Verified against when the e-mail is unknown, so both cases take the same time.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+router = APIRouter(prefix="/api/auth", tags=["console login"])
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def agent_view(agent: Agent) -> dict[str, Any]:
+    return {"id": agent.id, "name": agent.name, "email": agent.email, "role": agent.role.value}
+
+
+class LoginIn(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+@router.post("/login")
+def login(
+    body: LoginIn,
+    request: Request,
+    response: Response,
+    session: Annotated[Session, Depends(get_session)],
+    settings: Annotated[Settings, Depends(get_app_settings)],
+) -> dict[str, Any]:
+    """Log in with e-mail and password; answers with the account and the CSRF token to send back."""
+    with session.begin():
+        agent = session.scalar(select(Agent).where(Agent.email == body.email.strip().lower()))
+        try:
+            _hasher.verify(agent.password_hash if agent else _DUMMY_HASH, body.password)
+            valid = agent is not None and agent.active
+        except (VerificationError, InvalidHashError):
+            valid = False
+        if not valid or agent is None:
+            # Recorded and committed before refusing: the audit log must keep failed attempts.
+            audit(
+                session,
+                "anonymous",
+                "login_failed",
+                "agent",
+                agent.id if agent else None,
+                {"email": body.email[:320]},
+                _client(request),
+            )
+    if not valid or agent is None:
+        raise Unauthorized("wrong e-mail or password")
+    with session.begin():
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        session.add(
+            AgentSession(
+                token_hash=_digest(token),
+                agent_id=agent.id,
+                csrf_token=csrf,
+                expires_at=utcnow() + timedelta(hours=SESSION_HOURS),
+                source=_client(request),
+            )
+        )
+        audit(session, f"agent:{agent.id}", "login", "agent", agent.id, {}, _client(request))
+        view = agent_view(agent)
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=SESSION_HOURS * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=settings.kefu_env == "production",
+        path="/",
+    )
+    return {"agent": view, "csrf_token": csrf}
+
+
+def _session_from(request: Request, session: Session) -> AgentSession:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        raise Unauthorized("log in first")
+    found = session.scalar(select(AgentSession).where(AgentSession.token_hash == _digest(token)))
+    if found is None or found.expires_at <= utcnow() or not found.agent.active:
+        raise Unauthorized("your login has expired; log in again")
+    if request.method not in SAFE_METHODS and not secrets.compare_digest(
+        request.headers.get(CSRF_HEADER, ""), found.csrf_token
+    ):
+        raise Forbidden(f"missing or wrong {CSRF_HEADER} header; reload the console and try again")
+    return found
+
+
+def current_agent(request: Request, session: Annotated[Session, Depends(get_session)]) -> Agent:
+    """The logged-in agent or lead (401 if none; 403 if a state change lacks the CSRF token)."""
+    with session.begin():
+        agent = _session_from(request, session).agent
+        session.expunge(agent)
+    return agent
+
+
+def current_lead(agent: Annotated[Agent, Depends(current_agent)]) -> Agent:
+    if agent.role not in (AgentRole.LEAD, AgentRole.ADMIN):
+        raise Forbidden("only support leads can do this")
+    return agent
+
+
+@router.get("/me")
+def me(request: Request, session: Annotated[Session, Depends(get_session)]) -> dict[str, Any]:
+    with session.begin():
+        found = _session_from(request, session)
+        return {"agent": agent_view(found.agent), "csrf_token": found.csrf_token}
+
+
+@router.post("/logout")
+def logout(
+    request: Request, response: Response, session: Annotated[Session, Depends(get_session)]
+) -> dict[str, Any]:
+    with session.begin():
+        found = _session_from(request, session)
+        audit(session, f"agent:{found.agent_id}", "logout", "agent", found.agent_id, {}, _client(request))
+        session.execute(delete(AgentSession).where(AgentSession.id == found.id))
+    response.delete_cookie(COOKIE, path="/")
+    return {"ok": True}

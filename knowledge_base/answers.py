@@ -1,0 +1,64 @@
+"""From search hits to what the assistant does: answer, offer a choice, or admit it has nothing."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from knowledge_base.index import Hit
+
+Band = Literal["answer", "choose", "none"]
+MAX_CHOICES = 3
+MAX_QUERY_CHARS = 500
+# Another article this close to the best one means the question is ambiguous: offer both.
+AMBIGUITY_MARGIN = 0.015
+
+
+@dataclass(frozen=True)
+class Decision:
+    band: Band
+    hits: list[Hit]  # answer: the article, then the next candidates; choose: the choices
+
+    @property
+    def best(self) -> Hit | None:
+        return self.hits[0] if self.hits else None
+
+
+def decide(hits: list[Hit], answer_score: float, suggest_score: float) -> Decision:
+    candidates = [hit for hit in hits if hit.score >= suggest_score]
+    if not candidates:
+        return Decision("none", hits[:1])
+    best = candidates[0]
+    close = len(candidates) > 1 and best.score - candidates[1].score < AMBIGUITY_MARGIN
+    if best.score >= answer_score and not close:
+        return Decision("answer", candidates)
+    return Decision("choose", candidates[:MAX_CHOICES])
+
+
+def query_from(text: str) -> str:
+    """The customer's message as a search query: one line of words, at most MAX_QUERY_CHARS."""
+    return re.sub(r"\s+", " ", text).strip()[:MAX_QUERY_CHARS]
+
+
+def has_words(query: str) -> bool:
+    return re.search(r"[^\W\d_]{2,}", query) is not None
+
+
+# "last" is looked at first: "the last one" is not "one".
+_ORDINALS = {
+    -1: ("last", "bottom", "final"),
+    0: ("first", "1st", "1", "top"),
+    1: ("second", "2nd", "two", "2", "middle"),
+    2: ("third", "3rd", "three", "3"),
+}
+
+
+def ordinal_choice(text: str, count: int) -> int | None:
+    """Which of `count` offered choices "the second one" or "3" means, if any."""
+    words = set(re.findall(r"[a-z0-9]+", text.lower()))
+    for position, names in _ORDINALS.items():
+        if words & set(names):
+            index = position if position >= 0 else count - 1
+            return index if 0 <= index < count else None
+    return None
