@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +81,9 @@ class Shown:
 
 
 def _article_text(shown: Shown) -> str:
-    return f"{shown.title}\n\n{shown.solution}"
+    # One message: Rasa's output channels cut a text at blank lines into separate messages.
+    solution = re.sub(r"\n\s*\n", "\n", shown.solution.strip())
+    return f"{shown.title}\n{solution}"
 
 
 def _say_article(dispatcher: CollectingDispatcher, shown: Shown, ask: bool) -> None:
@@ -195,20 +198,23 @@ class ActionAnswerQuestion(Action):
             rest = [hit.slug for hit in decision.hits[1:]]
             return _set(state=ANSWERED, article=shown.slug, candidates=rest, query=query)
         if decision.band == "choose" or (decision.band == "answer" and shown is None):
-            return self._offer_choices(dispatcher, decision.hits, query)
+            return self._offer_choices(dispatcher, decision.hits, query, in_form)
         if in_form:
             dispatcher.utter_message(text=NO_ANSWER_IN_FORM)
             return []
         return _offer_person(dispatcher, NO_ANSWER) + _set(query=query)
 
     @staticmethod
-    def _offer_choices(dispatcher: CollectingDispatcher, hits: list[Hit], query: str) -> list[EventType]:
+    def _offer_choices(
+        dispatcher: CollectingDispatcher, hits: list[Hit], query: str, in_form: bool
+    ) -> list[EventType]:
         choices = hits[: answers.MAX_CHOICES]
         buttons = [
             {"title": hit.title, "payload": f'/choose_article{{"kb_article":"{hit.slug}"}}'}
             for hit in choices
         ]
-        buttons.append({"title": "None of these", "payload": "/deny"})
+        if not in_form:  # in a form, "no" means "I have no order number": it would end the form
+            buttons.append({"title": "None of these", "payload": "/deny"})
         dispatcher.utter_message(
             text="I found a few articles that might help. Which one fits best?", buttons=buttons
         )

@@ -40,8 +40,8 @@ class Settings(BaseSettings):
     # Knowledge-base answers (scores are the hybrid search score; see knowledge_base/index.py).
     # At or above kb_answer_score the best article is the answer; between kb_suggest_score and it,
     # the best two or three are offered to choose from; below, the question is recorded as a gap.
-    kb_answer_score: float = 0.62
-    kb_suggest_score: float = 0.45
+    kb_answer_score: float = 0.66
+    kb_suggest_score: float = 0.55
     # How often each process checks whether articles were published or archived.
     kb_poll_seconds: float = 2.0
 

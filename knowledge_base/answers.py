@@ -12,7 +12,7 @@ Band = Literal["answer", "choose", "none"]
 MAX_CHOICES = 3
 MAX_QUERY_CHARS = 500
 # Another article this close to the best one means the question is ambiguous: offer both.
-AMBIGUITY_MARGIN = 0.015
+AMBIGUITY_MARGIN = 0.03
 
 
 @dataclass(frozen=True)

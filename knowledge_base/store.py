@@ -83,7 +83,9 @@ def load_documents(session: Session) -> list[Document]:
                 slug=article.slug,
                 title=version.title,
                 vectors=vectors,
-                terms=text.lexical_document(version.title, version.problem, list(version.tags or [])),
+                terms=text.lexical_document(
+                    version.title, version.problem, list(version.tags or []), version.solution
+                ),
             )
         )
     return documents

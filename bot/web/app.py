@@ -132,16 +132,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        """Whether the database, Rasa (with a model) and the action server all answer."""
+        """Whether the database, Rasa (with a model), the action server and the search index are ready."""
         db_ok, rasa_status, actions_ok = await asyncio.gather(
             _database_check(app.state.sessionmaker), rasa.status(), rasa.action_server_ok()
         )
-        all_ok = db_ok and rasa_status["ok"] and actions_ok
+        kb_ok = kb_index.ready
+        all_ok = db_ok and rasa_status["ok"] and actions_ok and kb_ok
         body: dict[str, Any] = {
             "status": "ok" if all_ok else "degraded",
             "database": {"ok": db_ok},
             "rasa": rasa_status,
             "action_server": {"ok": actions_ok},
+            "knowledge_base": {
+                "ok": kb_ok,
+                "articles": len(kb_index.index()) if kb_ok else 0,
+                "generation": kb_index.generation,
+            },
         }
         return JSONResponse(body, status_code=200 if all_ok else 503)
 

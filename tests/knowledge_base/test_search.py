@@ -21,7 +21,7 @@ def index() -> SearchIndex:
             slug=article.slug,
             title=article.title,
             vectors=embedding.encode(text.texts_to_embed(article.title, article.problem)),
-            terms=text.lexical_document(article.title, article.problem, article.tags),
+            terms=text.lexical_document(article.title, article.problem, article.tags, article.solution),
         )
         for number, article in enumerate(seeds.read_seed_files(FIXTURE), start=1)
     ]
@@ -92,7 +92,7 @@ def test_bands_answer_choose_and_nothing() -> None:
 
 
 def test_two_articles_almost_tied_are_offered_as_a_choice() -> None:
-    decision = answers.decide([hit("a", 0.70), hit("b", 0.695)], 0.62, 0.45)
+    decision = answers.decide([hit("a", 0.70), hit("b", 0.68)], 0.62, 0.45)
 
     assert decision.band == "choose" and [h.slug for h in decision.hits] == ["a", "b"]
 
