@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# `make bench`: set up and train if needed, then measure latency, throughput, memory and start-up time.
-# Arguments go to the benchmark (e.g. --quick); results land in benchmarks/results/latency.json.
+# `make bench`: set up and train if needed, then measure latency, throughput, memory and start-up time,
+# then the knowledge base (retrieval quality, search speed and memory).
+# `make bench-kb` (`bash scripts/bench.sh kb`): set up if needed, then the knowledge-base benchmarks only
+# (they need neither Rasa nor a trained model).
+#
+# Arguments go to the latency benchmark (e.g. --quick); results land in benchmarks/results/latency.json.
+# The knowledge-base benchmarks take their arguments from KB_RETRIEVAL_ARGS (e.g. --strict) and
+# KB_SPEED_ARGS (default --quick: 100, 1,000 and 10,000 articles, ~15 minutes; "--sizes 100,10000,100000"
+# embeds 100,000 articles, which takes hours on two cores; see benchmarks/kb_speed.py for --max-texts).
+# Results: benchmarks/results/kb_retrieval.json and kb_speed.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +17,23 @@ export TF_CPP_MIN_LOG_LEVEL=2
 export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 
+only_kb=false
+if [ "${1:-}" = "kb" ]; then
+    only_kb=true
+    shift
+    if [ $# -gt 0 ]; then
+        echo "bench.sh kb takes no arguments; use KB_RETRIEVAL_ARGS and KB_SPEED_ARGS" >&2
+        exit 2
+    fi
+fi
+
 bash scripts/bootstrap.sh
-bash scripts/train.sh
-.venv/bin/python -m benchmarks.latency "$@"
+if [ "$only_kb" = false ]; then
+    bash scripts/train.sh
+    .venv/bin/python -m benchmarks.latency "$@"
+fi
+# Word splitting of the two variables is intended: each holds a list of options.
+# shellcheck disable=SC2086
+.venv/bin/python -m benchmarks.kb_retrieval ${KB_RETRIEVAL_ARGS:-}
+# shellcheck disable=SC2086
+.venv/bin/python -m benchmarks.kb_speed ${KB_SPEED_ARGS:---quick}

@@ -98,13 +98,17 @@ def test_an_article_published_through_the_api_is_answered_within_seconds(stack: 
     before = article_of(say(stack, f"e2e-kb-before-{uuid.uuid4().hex[:6]}", question))
     assert before != "gift-wrapping"
 
-    with lead_client(stack, "lead@kefu.example") as author, lead_client(stack, "rui@kefu.example") as reviewer:
+    author_login, reviewer_login = (
+        lead_client(stack, "lead@kefu.example"),
+        lead_client(stack, "rui@kefu.example"),
+    )
+    with author_login as author, reviewer_login as reviewer:
         created = author.post(
             "/api/kb/articles",
             json={
                 "slug": "gift-wrapping",
                 "title": "Do you offer gift wrapping?",
-                "problem": "Can you wrap my order as a present?\nI want to send a gift, is wrapping possible?",
+                "problem": "Can you wrap my order as a present?\nI'm sending a gift, can you wrap it?",
                 "solution": "Yes: tick 'Wrap as a gift' at checkout. It costs EUR 3.50 per parcel.",
                 "tags": ["orders", "gifts"],
             },
