@@ -68,8 +68,8 @@ def kb_index() -> LiveIndex:
 
 
 if os.environ.get("KEFU_WARM_UP") == "1" and os.environ.get("SANIC_WORKER_NAME"):
-    # The action server's worker process: load the encoder and the index now, not at the first
-    # question. (Sanic's manager process never answers actions, so it does not load them.)
+    # The action server's worker process (Sanic spawns it from a manager process that never
+    # answers actions): load the encoder and the index now, not at the first question.
     kb_index()
 
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     kb_suggest_score: float = 0.55
     # How often each process checks whether articles were published or archived.
     kb_poll_seconds: float = 2.0
+    # Load the sentence encoder in the gateway at start-up (~13 s in the background, ~450 MB)
+    # rather than at the first search or publish.
+    kb_warm_up: bool = True
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

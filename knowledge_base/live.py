@@ -63,7 +63,7 @@ class LiveIndex:
         return self.index().search(query, k=k, mode=mode)
 
     def start(self) -> None:
-        """Load the encoder and the index, then keep the index current, all in a background thread."""
+        """Load the index, then keep it current, in a background thread."""
         if self._thread is not None:
             return
         self._thread = threading.Thread(target=self._run, name="kefu-kb-index", daemon=True)
@@ -86,12 +86,14 @@ _process_lock = threading.Lock()
 
 
 def process_index(sessions: sessionmaker[Session]) -> LiveIndex:
-    """This process's live index (one per process), started on first use."""
+    """This process's live index (one per process), started on first use together with the
+    encoder, which the first question needs and which takes ~13 s to load."""
     global _process_index
     with _process_lock:
         if _process_index is None:
             _process_index = LiveIndex(sessions)
             _process_index.start()
+            embedding.warm_up()
         return _process_index
 
 

@@ -21,6 +21,7 @@ from bot.crm.db import database_ok, make_engine, make_sessionmaker
 from bot.errors import error_response, register_error_handlers
 from bot.rasa_client import HEALTH_TIMEOUT_SECONDS, RasaClient
 from bot.settings import Settings, get_settings
+from knowledge_base import embedding
 from knowledge_base.live import LiveIndex
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         kb_index.start()
+        if settings.kb_warm_up:
+            embedding.warm_up()  # agents' suggestions and publishing need the encoder
         try:
             yield
         finally:
