@@ -48,6 +48,21 @@ class Settings(BaseSettings):
     # rather than at the first search or publish.
     kb_warm_up: bool = True
 
+    # Tickets. SLA targets, business hours and time zone live in a policy file (YAML); the default
+    # is bot/crm/sla_policy.yml. See the README's "Tickets and SLAs".
+    sla_policy_file: Path = PROJECT_ROOT / "bot" / "crm" / "sla_policy.yml"
+    # A customer who writes within this many days of a resolution reopens the ticket; after it,
+    # resolved tickets are closed by the scheduler.
+    ticket_reopen_days: int = 7
+    # Refunds are granted by the assistant within this many days of delivery (the returns policy).
+    refund_window_days: int = 30
+    # How often the gateway's scheduler runs its jobs (SLA breaches, closing, surveys, scoring).
+    scheduler_interval_seconds: float = 30.0
+    # Run the scheduler in this process (gateways); one replica at a time holds each job's lease.
+    scheduler_enabled: bool = True
+    # A survey waits until the customer has been quiet this long, so it never cuts into a chat.
+    survey_quiet_seconds: float = 120.0
+
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.kefu_env == "production":

@@ -140,6 +140,24 @@ class TicketPriority(enum.StrEnum):
     URGENT = "urgent"
 
 
+class Severity(enum.StrEnum):
+    """How bad a complaint is, inferred from its words and its order (see bot/crm/complaints.py)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class SurveyStatus(enum.StrEnum):
+    """A satisfaction survey: waiting to be sent, asked, answered, or given up on."""
+
+    PENDING = "pending"  # to be sent on the customer's channel by the scheduler
+    ASKED = "asked"
+    ANSWERED = "answered"
+    SKIPPED = "skipped"  # the customer moved on without rating
+    UNDELIVERABLE = "undeliverable"  # no channel to reach the customer on
+
+
 class AgentRole(enum.StrEnum):
     AGENT = "agent"
     LEAD = "lead"
@@ -186,6 +204,10 @@ class Customer(Base):
     rfm_recency: Mapped[int | None] = mapped_column(Integer)
     rfm_frequency: Mapped[int | None] = mapped_column(Integer)
     rfm_monetary: Mapped[int | None] = mapped_column(Integer)
+    # Set by bot/crm/scoring.py: at risk of leaving, and why ("falling_frequency", ...).
+    churn_risk: Mapped[bool] = mapped_column(default=False)
+    churn_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    scored_at: Mapped[datetime | None]
 
     identities: Mapped[list[CustomerIdentity]] = relationship(back_populates="customer")
     orders: Mapped[list[Order]] = relationship(back_populates="customer")
@@ -375,38 +397,57 @@ class VerificationAttempt(Base):
 
 class Ticket(Base):
     __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_status_priority", "status", "priority"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(16), unique=True)
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"), index=True)
     # The customer message that created the ticket: one message can never open two tickets.
     source_message_id: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id", ondelete="SET NULL"), unique=True
     )
+    # A follow-up (a low satisfaction score, say) points at the ticket it follows.
+    parent_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    # complaint, refund, delivery, cancellation, csat_follow_up: what opened it.
+    kind: Mapped[str] = mapped_column(String(32), default="complaint")
     category: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(300))
     description: Mapped[str] = mapped_column(Text, default="")
+    # What the customer wants: refund, replacement, repair, apology, information.
+    desired_outcome: Mapped[str | None] = mapped_column(String(32))
+    severity: Mapped[Severity] = mapped_column(_enum(Severity), default=Severity.LOW)
+    # An e-mail or phone to answer on when the chat is not linked to a customer.
+    contact: Mapped[str | None] = mapped_column(String(320))
     priority: Mapped[TicketPriority] = mapped_column(_enum(TicketPriority), default=TicketPriority.NORMAL)
     status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus), default=TicketStatus.NEW)
     sla_first_response_due: Mapped[datetime | None]
     sla_resolution_due: Mapped[datetime | None]
+    sla_first_response_breached_at: Mapped[datetime | None]
+    sla_resolution_breached_at: Mapped[datetime | None]
+    first_responded_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
     assigned_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     resolution: Mapped[str | None] = mapped_column(Text)
     csat_score: Mapped[int | None]
     csat_comment: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    customer: Mapped[Customer | None] = relationship()
+    order: Mapped[Order | None] = relationship()
     events: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", order_by="TicketEvent.id", cascade="all, delete-orphan"
     )
 
     def __repr__(self) -> str:
-        return f"Ticket({self.reference!r}, {self.status.value!r})"
+        return f"Ticket({self.reference!r}, {self.status.value!r}, {self.priority.value!r})"
 
 
 class TicketEvent(Base):
@@ -421,6 +462,51 @@ class TicketEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
+
+
+class CsatSurvey(Base):
+    """One satisfaction question (1-5 and an optional comment) about a resolved ticket or a chat."""
+
+    __tablename__ = "csat_surveys"
+    __table_args__ = (Index("ix_csat_surveys_status_requested", "status", "requested_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    # ticket_resolved, conversation_end, agent_handback.
+    trigger: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[SurveyStatus] = mapped_column(_enum(SurveyStatus), default=SurveyStatus.PENDING)
+    score: Mapped[int | None]
+    comment: Mapped[str | None] = mapped_column(Text)
+    # The ticket a score of 1 or 2 opened for the support lead.
+    follow_up_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    delivery_attempts: Mapped[int] = mapped_column(default=0)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    asked_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"CsatSurvey(id={self.id!r}, {self.trigger!r}, {self.status.value!r}, score={self.score!r})"
+
+
+class JobLease(Base):
+    """Who runs a scheduled job right now: with several gateways, only the lease holder runs it."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime]
+    last_run_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"JobLease({self.name!r}, {self.holder!r})"
 
 
 class AuditLog(Base):
