@@ -60,7 +60,11 @@ def make_engine(settings: Settings) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    from bot.crm.scoring import install_rescoring  # scoring imports the models; keep db.py light
+
+    factory = sessionmaker(engine, expire_on_commit=False)
+    install_rescoring(factory)
+    return factory
 
 
 _engine: Engine | None = None
