@@ -12,6 +12,7 @@ from alembic.util.exc import CommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from bot.crm import customers_cli, tickets_cli
 from bot.crm.db import make_engine, make_sessionmaker, redact_database_url
 from bot.crm.migrate import (
     database_revision,
@@ -67,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_commands(commands)
     _add_demo_logins_command(commands)
     kb_cli.add_commands(commands)
+    tickets_cli.add_commands(commands)
+    customers_cli.add_commands(commands)
     return parser
 
 

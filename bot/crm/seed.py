@@ -25,6 +25,8 @@ from bot.crm.models import (
     Shipment,
     ShipmentEvent,
 )
+from bot.crm.scoring import rescore_all
+from bot.crm.seed_tickets import seed_showcase_tickets
 
 # Any fixed number will do; changing it changes every generated customer and order.
 SEED = 20_240_611
@@ -355,6 +357,7 @@ class SeedSummary:
     shipments: int
     shipment_events: int
     agents: int
+    tickets: int = 0
     orders_by_status: dict[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -362,7 +365,8 @@ class SeedSummary:
         statuses = ", ".join(f"{count} {status}" for status, count in self.orders_by_status.items())
         return (
             f"{self.customers} customers, {self.orders} orders ({statuses}), {self.order_items} order items, "
-            f"{self.shipments} shipments with {self.shipment_events} tracking events, {self.agents} agents"
+            f"{self.shipments} shipments with {self.shipment_events} tracking events, {self.agents} agents, "
+            f"{self.tickets} tickets"
         )
 
 
@@ -441,6 +445,8 @@ def seed_demo_data(session: Session, today: date) -> SeedSummary:
     agents = _demo_agents(builder.midnight)
     session.add_all(agents)
     session.flush()
+    tickets_made = seed_showcase_tickets(session, builder.midnight)
+    rescore_all(session, today)
 
     statuses = Counter(order.status for order in orders)
     return SeedSummary(
@@ -450,6 +456,7 @@ def seed_demo_data(session: Session, today: date) -> SeedSummary:
         shipments=len(shipments),
         shipment_events=sum(len(shipment.events) for _order_id, shipment in shipments),
         agents=len(agents),
+        tickets=tickets_made,
         orders_by_status={status.value: statuses[status] for status in OrderStatus if statuses[status]},
     )
 

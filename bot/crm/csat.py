@@ -1,0 +1,210 @@
+"""Satisfaction surveys (CSAT): asking for 1-5 and a comment, reading the answer, following up.
+
+A survey is requested when a ticket is resolved or a chat ends; the scheduler sends pending ones on
+the customer's channel (bot/scheduler.py). A score of 1 or 2 opens a follow-up ticket for the
+support lead, so an unhappy customer always hears from a person.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.crm.models import (
+    Conversation,
+    CsatSurvey,
+    Severity,
+    SurveyStatus,
+    Ticket,
+    utcnow,
+)
+
+QUESTION = "How would you rate the help you got, from 1 (very poor) to 5 (excellent)?"
+RATING_BUTTONS = [{"title": f"{n} {'★' * n}", "payload": str(n)} for n in range(1, 6)]
+# A customer who ignores the question for this long is not asked about it again.
+ANSWER_WINDOW = timedelta(hours=24)
+
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "zero": 0, "six": 6, "ten": 10}
+# Words people rate with. Checked after numbers, and after "not ..." turns them down a step.
+_WORD_SCORES: tuple[tuple[int, re.Pattern[str]], ...] = (
+    (
+        1,
+        re.compile(
+            r"\b(terrible|awful|horrible|horrendous|useless|worst|rubbish|appalling|dreadful|pathetic|hopeless)\b"
+        ),
+    ),
+    (
+        5,
+        re.compile(
+            r"\b(excellent|amazing|perfect|fantastic|brilliant|superb|great|awesome|outstanding|wonderful"
+            r"|loved? it|top)\b"
+        ),
+    ),
+    (2, re.compile(r"\b(bad|poor|unhelpful|disappointing|disappointed)\b")),
+    (4, re.compile(r"\b(good|nice|helpful|pretty good|very good|happy|satisfied)\b")),
+    (3, re.compile(r"\b(ok|okay|fine|average|alright|all right|so-so|meh|mediocre|could be better)\b")),
+)
+_NOT_BAD = re.compile(r"\bnot (?:too |that |so )?bad\b")
+_NOT_GOOD = re.compile(
+    r"\bnot (?:very |so |that |really |too |at all )?"
+    r"(?:good|great|helpful|nice|happy|satisfied|excellent|amazing)\b"
+)
+_SKIP = re.compile(
+    r"^\W*(no|nope|nah|skip|no thanks?|no thank you|not now|later|rather not|i'?d rather not|"
+    r"don'?t want to|pass|no comment|nothing|none|n/?a)\W*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Rating:
+    """A parsed answer: a score 1-5, or why there is none ("out_of_range", "not_understood", "skip")."""
+
+    score: int | None
+    problem: str | None = None
+
+
+def parse_rating(text: str) -> Rating:
+    """Read 1-5 from what the customer typed: "4", "4/5", "8 out of 10", "three", "★★★★", "great"."""
+    value = (text or "").strip().lower()
+    if not value:
+        return Rating(None, "not_understood")
+    stars = value.count("★") + value.count("⭐")
+    if stars and not re.search(r"\d", value):
+        return Rating(stars) if stars <= 5 else Rating(None, "out_of_range")
+    number_match = re.search(r"(-?\d+(?:[.,]\d+)?)\s*(?:/|out of|of)\s*(\d+)", value)
+    if number_match:
+        score, scale = float(number_match.group(1).replace(",", ".")), int(number_match.group(2))
+        if scale <= 0 or score < 0 or score > scale:
+            return Rating(None, "out_of_range")
+        scaled = round(score * 5 / scale) if scale != 5 else round(score)
+        return Rating(scaled) if 1 <= scaled <= 5 else Rating(None, "out_of_range")
+    digits = re.findall(r"-?\d+(?:[.,]\d+)?", value)
+    words = [_NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", value) if w in _NUMBER_WORDS]
+    numbers = [float(d.replace(",", ".")) for d in digits] + [float(w) for w in words]
+    if len(set(numbers)) == 1:
+        number = numbers[0]
+        if number != int(number) or not 1 <= number <= 5:
+            return Rating(None, "out_of_range")
+        return Rating(int(number))
+    if len(set(numbers)) > 1:
+        return Rating(None, "not_understood")
+    if _SKIP.match(value):
+        return Rating(None, "skip")
+    if _NOT_BAD.search(value):
+        return Rating(3)
+    if _NOT_GOOD.search(value):
+        return Rating(2)
+    for score, pattern in _WORD_SCORES:
+        if pattern.search(value):
+            return Rating(score)
+    return Rating(None, "not_understood")
+
+
+def is_skip(text: str) -> bool:
+    return bool(_SKIP.match(text or ""))
+
+
+def request_survey(
+    session: Session,
+    *,
+    trigger: str,
+    ticket: Ticket | None = None,
+    conversation: Conversation | None = None,
+    now: datetime | None = None,
+) -> CsatSurvey | None:
+    """Queue a survey about a resolved ticket or a finished chat; None when we cannot reach anyone."""
+    now = now or utcnow()
+    if conversation is None and ticket is not None and ticket.conversation_id is not None:
+        conversation = session.get(Conversation, ticket.conversation_id)
+    # The follow-up ticket a bad score opens is for the lead: asking about it again would loop.
+    if ticket is not None and ticket.kind == "csat_follow_up":
+        return None
+    survey = CsatSurvey(
+        trigger=trigger,
+        ticket_id=ticket.id if ticket is not None else None,
+        conversation_id=conversation.id if conversation is not None else None,
+        customer_id=(ticket.customer_id if ticket is not None else None)
+        or (conversation.customer_id if conversation is not None else None),
+        channel=conversation.channel if conversation is not None else None,
+        status=SurveyStatus.PENDING if conversation is not None else SurveyStatus.UNDELIVERABLE,
+        requested_at=now,
+    )
+    session.add(survey)
+    session.flush()
+    return survey
+
+
+def recently_surveyed(session: Session, conversation_id: int, now: datetime | None = None) -> bool:
+    """Whether this chat was already asked within the answer window (don't ask twice in a row)."""
+    now = now or utcnow()
+    found = session.scalars(
+        select(CsatSurvey.id).where(
+            CsatSurvey.conversation_id == conversation_id,
+            CsatSurvey.requested_at >= now - ANSWER_WINDOW,
+            CsatSurvey.status != SurveyStatus.UNDELIVERABLE,
+        )
+    ).first()
+    return found is not None
+
+
+def mark_asked(survey: CsatSurvey, now: datetime | None = None) -> None:
+    survey.status = SurveyStatus.ASKED
+    survey.asked_at = now or utcnow()
+
+
+def record_answer(
+    session: Session, survey: CsatSurvey, score: int, comment: str | None, now: datetime | None = None
+) -> Ticket | None:
+    """Store the score (with the ticket too) and, for 1 or 2, open a follow-up ticket for the lead."""
+    from bot.crm.tickets import add_event, open_ticket
+
+    if not 1 <= score <= 5:
+        raise ValueError(f"a CSAT score is 1-5, not {score}")
+    now = now or utcnow()
+    survey.score = score
+    survey.comment = (comment or "").strip() or None
+    survey.status = SurveyStatus.ANSWERED
+    survey.answered_at = now
+    ticket = session.get(Ticket, survey.ticket_id) if survey.ticket_id is not None else None
+    if ticket is not None:
+        ticket.csat_score = score
+        ticket.csat_comment = survey.comment
+        add_event(session, ticket, "customer", "csat_answered", {"score": score, "comment": survey.comment})
+    if score > 2:
+        return None
+    about = f" after {ticket.reference}" if ticket is not None else " after a chat"
+    follow_up = open_ticket(
+        session,
+        kind="csat_follow_up",
+        category="other",
+        subject=f"Low satisfaction ({score}/5){about}",
+        description=survey.comment or "The customer left no comment.",
+        actor="system",
+        customer_id=survey.customer_id,
+        conversation_id=survey.conversation_id,
+        order_id=ticket.order_id if ticket is not None else None,
+        parent_ticket_id=ticket.id if ticket is not None else None,
+        severity=Severity.HIGH if score == 1 else Severity.MEDIUM,
+        now=now,
+        data={"survey_id": survey.id, "score": score},
+    )
+    survey.follow_up_ticket_id = follow_up.id
+    return follow_up
+
+
+def expire_unanswered(session: Session, now: datetime | None = None) -> int:
+    """Surveys asked and left unanswered past the window count as skipped (a scheduled job)."""
+    now = now or utcnow()
+    stale = session.scalars(
+        select(CsatSurvey).where(
+            CsatSurvey.status == SurveyStatus.ASKED, CsatSurvey.asked_at < now - ANSWER_WINDOW
+        )
+    ).all()
+    for survey in stale:
+        survey.status = SurveyStatus.SKIPPED
+    return len(stale)
