@@ -124,6 +124,29 @@ class RasaClient:
             )
         return normalise_replies(body)
 
+    async def trigger_intent(
+        self, sender_id: str, intent: str, entities: dict[str, Any] | None = None
+    ) -> list[BotReply]:
+        """Inject an intent the customer did not type (a survey after a resolved ticket) and return
+        what the bot said in response."""
+        try:
+            response = await self._http.post(
+                f"{self.rasa_url}/conversations/{sender_id}/trigger_intent",
+                params={"token": self._token},
+                json={"name": intent, "entities": entities or {}},
+            )
+        except httpx.HTTPError as exc:
+            raise RasaUnavailable(f"cannot reach Rasa at {self.rasa_url} ({type(exc).__name__})") from exc
+        if response.status_code != 200:
+            raise RasaUnavailable(
+                f"Rasa refused the intent {intent}: HTTP {response.status_code} {response.text[:300]}"
+            )
+        try:
+            messages = response.json().get("messages") or []
+        except (ValueError, AttributeError) as exc:
+            raise RasaUnavailable(f"Rasa answered something unexpected: {response.text[:300]}") from exc
+        return normalise_replies(messages)
+
     async def resume(self, sender_id: str) -> None:
         """Un-pause Rasa's tracker for a conversation (paused when it was handed to a person)."""
         try:

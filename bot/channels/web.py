@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from bot.crm import tickets
 from bot.crm.conversations import (
     find_conversation,
     find_message_by_channel_id,
@@ -105,7 +106,9 @@ class Accepted:
     reopened: bool = False
 
 
-def _accept(session: Session, visitor: str, text: str, client_message_id: str | None) -> Accepted:
+def _accept(
+    session: Session, settings: Settings, visitor: str, text: str, client_message_id: str | None
+) -> Accepted:
     """Store the customer's message (one committed transaction) and decide where it goes."""
     with session.begin():
         if client_message_id is not None:
@@ -126,6 +129,7 @@ def _accept(session: Session, visitor: str, text: str, client_message_id: str | 
             conversation.closed_at = None
         conversation.updated_at = utcnow()
         inbound = store_inbound(session, conversation, text, client_message_id)
+        tickets.note_customer_message(session, conversation.id, text, settings.ticket_reopen_days)
 
         if conversation.mode == ConversationMode.BOT:
             return Accepted(conversation, inbound, send_to_bot=True, reopened=reopened)
@@ -225,12 +229,12 @@ async def post_message(
     )
 
     try:
-        accepted = await run_in_threadpool(_accept, session, visitor, text, client_message_id)
+        accepted = await run_in_threadpool(_accept, session, settings, visitor, text, client_message_id)
     except IntegrityError:
         if client_message_id is None:
             raise
         # A concurrent request with the same client_message_id stored it first: answer as its retry.
-        accepted = await run_in_threadpool(_accept, session, visitor, text, client_message_id)
+        accepted = await run_in_threadpool(_accept, session, settings, visitor, text, client_message_id)
 
     if not accepted.send_to_bot:
         return _response(

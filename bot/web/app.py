@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bot.crm.db import database_ok, make_engine, make_sessionmaker
 from bot.errors import error_response, register_error_handlers
 from bot.rasa_client import HEALTH_TIMEOUT_SECONDS, RasaClient
+from bot.scheduler import Scheduler
 from bot.settings import Settings, get_settings
 from knowledge_base import embedding
 from knowledge_base.live import LiveIndex
@@ -93,15 +94,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rasa = RasaClient(settings)
     # Agents' suggestions and the search API; publishing embeds with the same encoder.
     kb_index = LiveIndex(sessions, poll_seconds=settings.kb_poll_seconds)
+    scheduler = Scheduler(sessions, rasa, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         kb_index.start()
+        if settings.scheduler_enabled:
+            scheduler.start()
         if settings.kb_warm_up:
             embedding.warm_up()  # agents' suggestions and publishing need the encoder
         try:
             yield
         finally:
+            await scheduler.stop()
             kb_index.stop()
             await rasa.aclose()
             engine.dispose()
@@ -119,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = sessions
     app.state.rasa = rasa
     app.state.kb_index = kb_index
+    app.state.scheduler = scheduler
     register_error_handlers(app)
 
     # Imported here because the routers import this module's dependencies (get_session ...).
@@ -126,10 +132,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from bot.channels.web import router as web_router
     from bot.web.auth import router as auth_router
     from bot.web.kb_api import router as kb_router
+    from bot.web.tickets_api import router as tickets_router
 
     app.include_router(web_router)
     app.include_router(auth_router)
     app.include_router(kb_router)
+    app.include_router(tickets_router)
     app.add_middleware(DeclaredBodyLimit, path_prefix=web_router.prefix, max_bytes=MAX_BODY_BYTES)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
