@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction, latest_message_id
 from bot.crm import orders as crm
+from bot.crm import tickets
 from bot.crm.audit import audit
-from bot.crm.models import Order, OrderStatus, Shipment, TicketPriority, utcnow
-from bot.crm.tickets import open_ticket
+from bot.crm.models import Conversation, Order, OrderStatus, Severity, Shipment, utcnow
 from bot.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,9 @@ LOCKED_OUT = (
     "There have been too many unsuccessful attempts to look up an order, so I've paused order "
     "look-ups for this chat. Please try again in an hour, or ask for a person and we'll help you."
 )
-RESET_FORM = [SlotSet("order_number", None), SlotSet("contact", None)]
+RESET_FORM = [SlotSet("order_number", None), SlotSet("contact", None), SlotSet("order_purpose", None)]
+# What the order form was started for, by the intent that started it.
+PURPOSES = {"track_order": "track", "inform": "track", "cancel_order": "cancel", "request_refund": "refund"}
 
 
 def _date(value: Any) -> str:
@@ -151,78 +153,293 @@ class ActionAskOrderNumber(Action):
         return []
 
 
-class ActionTrackOrder(Action):
-    """Verifies that the order is the customer's and tells its status, carrier and delivery date."""
+def prove_order(
+    session: Session, conversation: Conversation, number: str | None, contact: crm.Contact | None
+) -> tuple[str, Order | None]:
+    """Check that the order is this chat's customer's: "found", "not_found", "locked" or "missing".
+
+    Slot values come from the client and are never trusted: ownership is re-checked on every use,
+    and failures are counted per chat and per order number so numbers cannot be guessed.
+    """
+    settings = get_settings()
+    window = timedelta(minutes=settings.verification_window_minutes)
+    if number is None:
+        return "missing", None
+    if crm.recent_failures(session, conversation, number, window) >= settings.verification_max_failures:
+        return "locked", None
+    if conversation.customer_id is not None:
+        order = crm.customer_order(session, conversation.customer_id, number)
+    elif contact is not None:
+        order = crm.verify_order_owner(session, number, contact)
+    else:
+        return "missing", None
+    crm.record_verification(session, conversation, number, succeeded=order is not None)
+    if order is None:
+        failures = crm.recent_failures(session, conversation, number, window)
+        if failures >= settings.verification_max_failures:
+            audit(
+                session,
+                "customer",
+                "verification_locked",
+                "conversation",
+                conversation.id,
+                {"order_number": number, "failures": failures},
+            )
+            logger.warning("order look-ups locked for conversation %s", conversation.id)
+            return "locked", None
+        return "not_found", None
+    crm.link_conversation(session, conversation, order.customer)
+    return "found", order
+
+
+class ActionStartOrderRequest(Action):
+    """Notes what the customer wants done with an order (track, cancel, refund) before the order form."""
 
     def name(self) -> str:
-        return "action_track_order"
+        return "action_start_order_request"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        settings = get_settings()
-        window = timedelta(minutes=settings.verification_window_minutes)
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        purpose = PURPOSES.get(str(intent), "track")
+        return [SlotSet("order_purpose", purpose), SlotSet("pending_cancel", None)]
+
+
+class ActionOrderRequest(Action):
+    """Verifies that the order is the customer's, then tracks it, or starts its cancellation or refund."""
+
+    def name(self) -> str:
+        return "action_order_request"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
         number = crm.parse_order_number(str(tracker.get_slot("order_number") or ""))
         contact = crm.parse_contact(str(tracker.get_slot("contact") or ""))
+        purpose = str(tracker.get_slot("order_purpose") or "track")
+        message_id = latest_message_id(tracker)
 
-        def check(session: Session) -> tuple[str, Order | None]:
+        def check(session: Session) -> tuple[str, Order | None, list[EventType]]:
             conversation = conversation_for(session, tracker)
-            if number is None:
-                return "missing", None
-            if (
-                crm.recent_failures(session, conversation, number, window)
-                >= settings.verification_max_failures
-            ):
-                return "locked", None
-            if conversation.customer_id is not None:
-                # Slot values come from the client and are never trusted: ownership is re-checked here.
-                order = crm.customer_order(session, conversation.customer_id, number)
-            elif contact is not None:
-                order = crm.verify_order_owner(session, number, contact)
-            else:
-                return "missing", None
-            crm.record_verification(session, conversation, number, succeeded=order is not None)
+            outcome, order = prove_order(session, conversation, number, contact)
             if order is None:
-                failures = crm.recent_failures(session, conversation, number, window)
-                if failures >= settings.verification_max_failures:
-                    audit(
-                        session,
-                        "customer",
-                        "verification_locked",
-                        "conversation",
-                        conversation.id,
-                        {"order_number": number, "failures": failures},
-                    )
-                    logger.warning("order look-ups locked for conversation %s", conversation.id)
-                    return "locked", None
-                return "not_found", None
-            crm.link_conversation(session, conversation, order.customer)
-            return "found", order
+                return outcome, None, []
+            if purpose == "cancel":
+                return outcome, order, offer_cancellation(dispatcher, order)
+            if purpose == "refund":
+                return outcome, order, handle_refund(session, dispatcher, conversation, order, message_id)
+            tell_status(dispatcher, order)
+            return outcome, order, []
 
-        outcome, order = await in_transaction(check)
+        outcome, order, events = await in_transaction(check)
         if outcome == "locked":
             dispatcher.utter_message(text=LOCKED_OUT)
         elif outcome in ("missing", "not_found"):
             dispatcher.utter_message(text=NOT_FOUND)
             # Keep the number: a corrected e-mail alone, or a corrected number, is then enough to retry.
             return [SlotSet("contact", None)]
-        elif order is not None:
-            text = describe_order(order)
-            if order.status is OrderStatus.DELAYED:
-                dispatcher.utter_message(
-                    text=text + " Would you like me to open a ticket so our team follows it up, "
-                    "or talk to a person now?",
-                    buttons=[
-                        {
-                            "title": "Open a ticket",
-                            "payload": f'/open_ticket{{"order_number": "{order.number}"}}',
-                        },
-                        {"title": "Talk to a person", "payload": "/request_human"},
-                    ],
-                )
-            else:
-                dispatcher.utter_message(text=text)
-        return list(RESET_FORM)
+        return [*RESET_FORM, *events]
+
+
+def tell_status(dispatcher: CollectingDispatcher, order: Order) -> None:
+    """Where the order is; a delayed one comes with the offer of a ticket or a person."""
+    text = describe_order(order)
+    if order.status is OrderStatus.DELAYED:
+        dispatcher.utter_message(
+            text=text + " Would you like me to open a ticket so our team follows it up, "
+            "or talk to a person now?",
+            buttons=[
+                {"title": "Open a ticket", "payload": f'/open_ticket{{"order_number": "{order.number}"}}'},
+                {"title": "Talk to a person", "payload": "/request_human"},
+            ],
+        )
+    else:
+        dispatcher.utter_message(text=text)
+
+
+def _items(order: Order) -> str:
+    return ", ".join(f"{item.quantity} × {item.name}" for item in order.items)
+
+
+def offer_cancellation(dispatcher: CollectingDispatcher, order: Order) -> list[EventType]:
+    """Ask to confirm when the order can still be cancelled; otherwise say why not and what instead."""
+    status = order.status
+    if status is OrderStatus.PROCESSING:
+        dispatcher.utter_message(
+            text=f"Order #{order.number} ({_items(order)}, {order.total} {order.currency}) hasn't "
+            "left our warehouse yet, so I can cancel it free of charge and refund the full amount. "
+            "Shall I cancel it? This can't be undone.",
+            buttons=[
+                {"title": "Yes, cancel it", "payload": "/affirm"},
+                {"title": "No, keep it", "payload": "/deny"},
+            ],
+        )
+        return [SlotSet("pending_cancel", order.number)]
+    if status is OrderStatus.CANCELLED:
+        dispatcher.utter_message(
+            text=f"Order #{order.number} is already cancelled, so there's nothing more to do. "
+            "No payment is taken for cancelled orders."
+        )
+    elif status is OrderStatus.RETURNED:
+        dispatcher.utter_message(
+            text=f"Order #{order.number} has already come back to us as a return, so it can't be "
+            "cancelled. Your refund follows within 5 business days of the return reaching our warehouse."
+        )
+    elif status is OrderStatus.DELIVERED:
+        dispatcher.utter_message(
+            text=f"Order #{order.number} has already been delivered, so it can't be cancelled any more. "
+            "You can return it within 30 days of delivery and get your money back.",
+            buttons=[
+                {
+                    "title": "Request a refund",
+                    "payload": f'/request_refund{{"order_number": "{order.number}"}}',
+                },
+                {"title": "How returns work", "payload": '/choose_article{"kb_article": "how-to-return"}'},
+            ],
+        )
+    else:
+        dispatcher.utter_message(
+            text=f"Order #{order.number} has already been handed to the carrier, so I can't cancel it "
+            "any more. You can refuse the delivery when it arrives, or return it within 30 days of "
+            "delivery: either way you get your money back.",
+            buttons=[
+                {"title": "How returns work", "payload": '/choose_article{"kb_article": "how-to-return"}'}
+            ],
+        )
+    return []
+
+
+def handle_refund(
+    session: Session,
+    dispatcher: CollectingDispatcher,
+    conversation: Conversation,
+    order: Order,
+    message_id: int | None,
+) -> list[EventType]:
+    """Open a refund ticket inside the returns window; otherwise explain the policy and the options."""
+    window = get_settings().refund_window_days
+    shipment = order.shipments[-1] if order.shipments else None
+    status = order.status
+    if status is OrderStatus.PROCESSING:
+        dispatcher.utter_message(
+            text=f"Order #{order.number} hasn't shipped yet, so the quickest way to get your money back "
+            "is to cancel it: that's free and refunds the full amount.",
+            buttons=[
+                {"title": "Cancel the order", "payload": f'/cancel_order{{"order_number": "{order.number}"}}'}
+            ],
+        )
+        return []
+    if status is OrderStatus.CANCELLED:
+        dispatcher.utter_message(
+            text=f"Order #{order.number} was cancelled, so no payment was taken. If your bank still shows "
+            "a reserved amount, it is released within 5-7 business days."
+        )
+        return []
+    if status is OrderStatus.RETURNED:
+        dispatcher.utter_message(
+            text=f"We've received the return of order #{order.number}. The refund goes to your original "
+            "payment method within 5 business days of the return reaching our warehouse; your bank may "
+            "take another 3-5 business days to show it."
+        )
+        return []
+    if status is not OrderStatus.DELIVERED or shipment is None or shipment.delivered_at is None:
+        dispatcher.utter_message(
+            text=f"Order #{order.number} is still on its way. You can refuse the delivery, or return it "
+            f"within {window} days of delivery, and we refund you once it's back with us."
+        )
+        return []
+    days = (utcnow() - shipment.delivered_at).days
+    if days > window:
+        dispatcher.utter_message(
+            text=f"Order #{order.number} was delivered {days} days ago, and refunds on returns are "
+            f"possible within {window} days of delivery, so I can't start one here. If something is "
+            "faulty, it's covered by the 2-year legal guarantee: tell me about it and we'll repair, "
+            "replace or refund it.",
+            buttons=[
+                {"title": "Report a fault", "payload": f'/complaint{{"order_number": "{order.number}"}}'}
+            ],
+        )
+        return []
+    existing = tickets.find_open_of_kind(session, order.id, "refund")
+    if existing is not None:
+        dispatcher.utter_message(
+            text=f"There's already a refund request for order #{order.number}: {existing.reference}. "
+            "Our team is on it, so there's no need to do anything else."
+        )
+        return []
+    ticket = tickets.open_ticket(
+        session,
+        kind="refund",
+        category="billing",
+        subject=f"Refund for order #{order.number}",
+        description=f"Refund requested in chat, {days} days after delivery.",
+        desired_outcome="refund",
+        severity=Severity.MEDIUM,
+        actor="bot",
+        customer_id=order.customer_id,
+        conversation_id=conversation.id,
+        order_id=order.id,
+        source_message_id=message_id,
+        data={"order_number": order.number, "days_since_delivery": days},
+    )
+    last_day = shipment.delivered_at + timedelta(days=window)
+    dispatcher.utter_message(
+        text=f"Done: your refund request for order #{order.number} is {ticket.reference}. Please send "
+        f"the items back by {_date(last_day)}; you'll find the return label in your account under "
+        "Orders. We refund your original payment method within 5 business days of the parcel "
+        "reaching our warehouse.",
+        buttons=[{"title": "How returns work", "payload": '/choose_article{"kb_article": "how-to-return"}'}],
+    )
+    return []
+
+
+class ActionConfirmCancel(Action):
+    """Cancels the order the customer just confirmed, or keeps it when they said no."""
+
+    def name(self) -> str:
+        return "action_confirm_cancel"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        number = tracker.get_slot("pending_cancel")
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if not number:
+            dispatcher.utter_message(response="utter_anything_else")
+            return []
+        if intent != "affirm":
+            dispatcher.utter_message(text=f"Alright, order #{number} stays as it is.")
+            return [SlotSet("pending_cancel", None)]
+
+        def cancel(session: Session) -> str:
+            conversation = conversation_for(session, tracker)
+            if conversation.customer_id is None:
+                return "not_found"
+            order = crm.customer_order(session, conversation.customer_id, str(number))
+            if order is None:
+                return "not_found"
+            # Re-read the status: the warehouse may have shipped it while the customer decided.
+            if order.status is not OrderStatus.PROCESSING:
+                return "too_late"
+            order.status = OrderStatus.CANCELLED
+            audit(session, "customer", "order_cancelled", "order", order.id, {"number": order.number})
+            return "cancelled"
+
+        outcome = await in_transaction(cancel)
+        if outcome == "cancelled":
+            dispatcher.utter_message(
+                text=f"Order #{number} is cancelled. You'll get a confirmation e-mail, and the full "
+                "amount goes back to your payment method within 5 business days."
+            )
+        elif outcome == "too_late":
+            dispatcher.utter_message(
+                text=f"I'm sorry: order #{number} left our warehouse a moment ago, so it can't be "
+                "cancelled any more. You can refuse the delivery or return it within 30 days."
+            )
+        else:
+            dispatcher.utter_message(text=NOT_FOUND)
+        return [SlotSet("pending_cancel", None)]
 
 
 class ActionListOrders(Action):
@@ -278,8 +495,9 @@ class ActionOpenDelayTicket(Action):
             order = crm.customer_order(session, conversation.customer_id, number)
             if order is None:
                 return None
-            ticket = open_ticket(
+            ticket = tickets.open_ticket(
                 session,
+                kind="delivery",
                 category="delivery_problem",
                 subject=f"Order #{order.number} is delayed",
                 description="Customer asked for a follow-up after seeing the delay in chat.",
@@ -288,7 +506,7 @@ class ActionOpenDelayTicket(Action):
                 conversation_id=conversation.id,
                 order_id=order.id,
                 source_message_id=message_id,
-                priority=TicketPriority.NORMAL,
+                severity=Severity.MEDIUM,
                 data={"order_number": order.number, "status": order.status.value},
             )
             return ticket.reference

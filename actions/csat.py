@@ -1,0 +1,218 @@
+"""Satisfaction surveys in the chat: ask 1-5 and a comment, store them, follow up a low score."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from actions.common import conversation_for, in_transaction
+from bot.crm import csat
+from bot.crm.models import CsatSurvey, Message, SurveyStatus, Ticket
+
+RESET = [
+    SlotSet("csat_survey_id", None),
+    SlotSet("csat_score", None),
+    SlotSet("csat_comment", None),
+    SlotSet("csat_skipped", None),
+    SlotSet("csat_attempts", None),
+]
+# A goodbye after this many customer messages is the end of a real conversation, worth a survey.
+MIN_MESSAGES_FOR_SURVEY = 3
+
+
+def _survey_entity(tracker: Tracker) -> int | None:
+    for entity in tracker.latest_message.get("entities", []):
+        if entity.get("entity") == "csat_survey_id":
+            try:
+                return int(entity.get("value"))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+# csat_offer is the one survey slot the rules read: true means the survey form comes next.
+NO_SURVEY: list[EventType] = [SlotSet("csat_offer", False)]
+
+
+def _start(survey_id: int) -> list[EventType]:
+    return [*RESET, SlotSet("csat_survey_id", float(survey_id)), SlotSet("csat_offer", True)]
+
+
+class ActionStartCsat(Action):
+    """Starts the survey the scheduler sent (after a resolved ticket), or one the customer asked for."""
+
+    def name(self) -> str:
+        return "action_start_csat"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        survey_id = _survey_entity(tracker)
+
+        def prepare(session: Session) -> tuple[int | None, str | None]:
+            conversation = conversation_for(session, tracker)
+            if survey_id is not None:
+                survey = session.get(CsatSurvey, survey_id)
+                if survey is None or survey.conversation_id != conversation.id:
+                    return None, None
+                if survey.status not in (SurveyStatus.PENDING, SurveyStatus.ASKED):
+                    return None, None
+            else:
+                survey = csat.request_survey(session, trigger="customer_offered", conversation=conversation)
+                assert survey is not None
+            csat.mark_asked(survey)
+            ticket = session.get(Ticket, survey.ticket_id) if survey.ticket_id is not None else None
+            return survey.id, ticket.reference if ticket is not None else None
+
+        found, reference = await in_transaction(prepare)
+        if found is None:
+            return list(NO_SURVEY)
+        if reference is not None:
+            dispatcher.utter_message(
+                text=f"Our team has resolved your ticket {reference}. We'd love to know how we did."
+            )
+        else:
+            dispatcher.utter_message(text="Thanks for taking a moment to rate us.")
+        return _start(found)
+
+
+class ActionGoodbye(Action):
+    """Says goodbye; after a real conversation, asks once for a rating first."""
+
+    def name(self) -> str:
+        return "action_goodbye"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        def maybe_survey(session: Session) -> int | None:
+            conversation = conversation_for(session, tracker)
+            said = session.scalars(
+                select(Message.id)
+                .where(Message.conversation_id == conversation.id, Message.direction == "in")
+                .limit(MIN_MESSAGES_FOR_SURVEY)
+            ).all()
+            if len(said) < MIN_MESSAGES_FOR_SURVEY or csat.recently_surveyed(session, conversation.id):
+                return None
+            survey = csat.request_survey(session, trigger="conversation_end", conversation=conversation)
+            if survey is None:
+                return None
+            csat.mark_asked(survey)
+            return survey.id
+
+        survey_id = await in_transaction(maybe_survey)
+        if survey_id is None:
+            dispatcher.utter_message(response="utter_goodbye")
+            return list(NO_SURVEY)
+        dispatcher.utter_message(text="Before you go: could you rate this chat? It takes a second.")
+        return _start(survey_id)
+
+
+class ValidateCsatForm(FormValidationAction):
+    """Reads the rating (numbers, words, stars), asks again when it can't, lets the customer skip."""
+
+    def name(self) -> str:
+        return "validate_csat_form"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        if tracker.get_slot("csat_skipped") or tracker.get_slot("csat_survey_id") is None:
+            return []
+        return domain_slots
+
+    async def validate_csat_score(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        rating = csat.parse_rating(str(value or ""))
+        if rating.score is not None:
+            return {"csat_score": float(rating.score)}
+        attempts = int(tracker.get_slot("csat_attempts") or 0) + 1
+        if rating.problem == "skip" or attempts >= 3:
+            return {"csat_score": None, "csat_skipped": True}
+        if rating.problem == "out_of_range":
+            dispatcher.utter_message(
+                text="Please pick a whole number from 1 to 5: 1 is very poor, 5 is excellent."
+            )
+        else:
+            dispatcher.utter_message(
+                text='Sorry, I didn\'t get that. A number from 1 to 5 is all I need, or say "skip".'
+            )
+        return {"csat_score": None, "csat_attempts": float(attempts)}
+
+    async def validate_csat_comment(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        text = str(value or "").strip()
+        if csat.is_skip(text) or text.startswith("/"):
+            return {"csat_comment": ""}
+        return {"csat_comment": text[:2000]}
+
+
+class ActionAskCsatComment(Action):
+    """Asks for an optional comment, worded by the score."""
+
+    def name(self) -> str:
+        return "action_ask_csat_comment"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        score = int(tracker.get_slot("csat_score") or 0)
+        question = (
+            "Thank you! Anything you'd like to add?"
+            if score >= 4
+            else "Thanks for being honest. What should we have done better?"
+        )
+        dispatcher.utter_message(text=question, buttons=[{"title": "No comment", "payload": "no comment"}])
+        return []
+
+
+class ActionSubmitCsat(Action):
+    """Stores the rating; a 1 or 2 opens a follow-up for the support lead, and the customer is told."""
+
+    def name(self) -> str:
+        return "action_submit_csat"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        survey_id = tracker.get_slot("csat_survey_id")
+        score = tracker.get_slot("csat_score")
+        comment = tracker.get_slot("csat_comment")
+        if survey_id is None:
+            return list(RESET)
+
+        def save(session: Session) -> tuple[str, str | None]:
+            survey = session.get(CsatSurvey, int(survey_id))
+            if survey is None:
+                return "gone", None
+            if score is None:
+                survey.status = SurveyStatus.SKIPPED
+                return "skipped", None
+            follow_up = csat.record_answer(session, survey, int(score), comment)
+            return "answered", follow_up.reference if follow_up is not None else None
+
+        outcome, follow_up = await in_transaction(save)
+        if outcome == "skipped":
+            dispatcher.utter_message(text="No problem. Thanks for chatting with us!")
+        elif outcome == "gone":
+            dispatcher.utter_message(response="utter_anything_else")
+        elif follow_up is not None:
+            dispatcher.utter_message(
+                text=f"I'm sorry we let you down. I've passed your rating to our support lead as "
+                f"{follow_up} and they will get in touch with you personally."
+            )
+        elif outcome == "answered":
+            dispatcher.utter_message(text="Thank you for your feedback! It helps us get better.")
+        return list(RESET)
