@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,36 +17,29 @@ from actions.orders import (
     LOCKED_OUT,
     NOT_FOUND,
     ActionAskOrderNumber,
+    ActionConfirmCancel,
     ActionListOrders,
     ActionOpenDelayTicket,
-    ActionTrackOrder,
+    ActionOrderRequest,
     ValidateOrderForm,
 )
-from bot.crm import db
 from bot.crm.conversations import get_or_create_conversation, store_inbound
 from bot.crm.models import (
     AuditLog,
     Conversation,
     ConversationMode,
     CustomerIdentity,
+    Order,
+    OrderStatus,
     Ticket,
     VerificationAttempt,
+    utcnow,
 )
-from bot.crm.seed import seed_demo_data
-from bot.settings import Settings
 
 DOMAIN: dict[str, Any] = {
     "forms": {"order_form": {"required_slots": ["order_number", "contact"]}},
     "slots": {"order_number": {}, "contact": {}, "requested_slot": {}},
 }
-
-
-@pytest.fixture
-def crm(settings: Settings, db_sessionmaker: sessionmaker[Session]) -> sessionmaker[Session]:
-    """A seeded CRM that the actions use as their process-wide database."""
-    with db_sessionmaker.begin() as session:
-        seed_demo_data(session, date(2026, 11, 20))
-    return db.configure(settings)
 
 
 def web_conversation(crm: sessionmaker[Session], visitor: str = "visitor-1") -> Conversation:
@@ -76,7 +69,7 @@ def tracker_for(conversation: Conversation, slots: dict[str, Any] | None = None,
 
 async def track(conversation: Conversation, number: str, contact: str | None) -> tuple[list[Any], str]:
     dispatcher = CollectingDispatcher()
-    events = await ActionTrackOrder().run(
+    events = await ActionOrderRequest().run(
         dispatcher, tracker_for(conversation, {"order_number": number, "contact": contact}), DOMAIN
     )
     return events, "\n".join(m.get("text") or "" for m in dispatcher.messages)
@@ -227,8 +220,9 @@ async def test_delay_ticket_is_created_once_per_message(crm: sessionmaker[Sessio
         await ActionOpenDelayTicket().run(dispatcher, tracker, DOMAIN)
         texts.append(dispatcher.messages[0]["text"])
     with crm() as session:
-        tickets = session.scalars(select(Ticket)).all()
+        tickets = session.scalars(select(Ticket).where(Ticket.conversation_id == conversation.id)).all()
     assert len(tickets) == 1
+    assert tickets[0].source_message_id == message_id
     assert (
         tickets[0].reference.startswith("KF-") and tickets[0].reference in texts[0] and texts[0] == texts[1]
     )
@@ -242,7 +236,12 @@ async def test_delay_ticket_refused_for_an_unverified_chat(crm: sessionmaker[Ses
         dispatcher, tracker_for(conversation, {"order_number": "100004"}), DOMAIN
     )
     with crm() as session:
-        assert session.scalar(select(func.count()).select_from(Ticket)) == 0
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Ticket).where(Ticket.conversation_id == conversation.id)
+            )
+            == 0
+        )
 
 
 async def test_request_human_puts_the_chat_in_the_queue(crm: sessionmaker[Session]) -> None:
@@ -252,3 +251,93 @@ async def test_request_human_puts_the_chat_in_the_queue(crm: sessionmaker[Sessio
     assert events and events[0]["event"] == "pause"
     with crm() as session:
         assert session.get(Conversation, conversation.id).mode is ConversationMode.PENDING_AGENT  # type: ignore[union-attr]
+
+
+# --- cancelling and refunds ---------------------------------------------------------------------
+
+
+async def request(
+    conversation: Conversation, purpose: str, number: str, contact: str
+) -> tuple[str, list[Any]]:
+    dispatcher = CollectingDispatcher()
+    slots = {"order_number": number, "contact": contact, "order_purpose": purpose}
+    events = await ActionOrderRequest().run(dispatcher, tracker_for(conversation, slots), DOMAIN)
+    return "\n".join(m.get("text") or "" for m in dispatcher.messages), events
+
+
+async def confirm(conversation: Conversation, intent: str, number: str) -> str:
+    tracker = tracker_for(conversation, {"pending_cancel": number})
+    tracker.latest_message["intent"] = {"name": intent}
+    dispatcher = CollectingDispatcher()
+    await ActionConfirmCancel().run(dispatcher, tracker, DOMAIN)
+    return dispatcher.messages[0]["text"]
+
+
+def order_status(crm: sessionmaker[Session], number: str) -> OrderStatus:
+    with crm() as session:
+        return session.scalars(select(Order.status).where(Order.number == number)).one()
+
+
+async def test_an_order_not_yet_shipped_is_cancelled_after_a_yes(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)
+    text, events = await request(conversation, "cancel", "100003", "ana.souza@example.com")
+    assert "Shall I cancel it?" in text and SlotSet("pending_cancel", "100003") in events
+    assert order_status(crm, "100003") is OrderStatus.PROCESSING  # nothing happens before the yes
+    assert "stays as it is" in await confirm(conversation, "deny", "100003")
+    assert order_status(crm, "100003") is OrderStatus.PROCESSING
+    assert "is cancelled" in await confirm(conversation, "affirm", "100003")
+    assert order_status(crm, "100003") is OrderStatus.CANCELLED
+    with crm() as session:
+        assert session.scalars(select(AuditLog).where(AuditLog.action == "order_cancelled")).one()
+
+
+@pytest.mark.parametrize(
+    ("number", "contact", "says"),
+    [
+        ("100005", "jonas.becker@example.com", "handed to the carrier"),
+        ("100002", "ana.souza@example.com", "already been delivered"),
+        ("100007", "mei.chen@example.com", "already cancelled"),
+    ],
+)
+async def test_an_order_that_left_cannot_be_cancelled_and_the_reply_says_what_to_do(
+    crm: sessionmaker[Session], number: str, contact: str, says: str
+) -> None:
+    text, events = await request(web_conversation(crm), "cancel", number, contact)
+    assert says in text and not any(e.get("name") == "pending_cancel" and e.get("value") for e in events)
+
+
+async def test_a_refund_inside_the_window_opens_one_ticket(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)
+    text, _ = await request(conversation, "refund", "100008", "mei.chen@example.com")
+    with crm() as session:
+        refund = session.scalars(select(Ticket).where(Ticket.kind == "refund")).one()
+        assert refund.reference in text and "send the items back by" in text
+    again, _ = await request(conversation, "refund", "100008", "mei.chen@example.com")
+    assert "already a refund request" in again and refund.reference in again
+    with crm() as session:
+        assert len(session.scalars(select(Ticket).where(Ticket.kind == "refund")).all()) == 1
+
+
+async def test_a_refund_outside_the_window_explains_the_policy(crm: sessionmaker[Session]) -> None:
+    with crm.begin() as session:
+        order = session.scalars(select(Order).where(Order.number == "100002")).one()
+        order.shipments[-1].delivered_at = utcnow() - timedelta(days=45)
+    text, _ = await request(web_conversation(crm), "refund", "100002", "ana.souza@example.com")
+    assert "within 30 days of delivery" in text and "2-year legal guarantee" in text
+    with crm() as session:
+        assert session.scalars(select(Ticket).where(Ticket.kind == "refund")).all() == []
+
+
+@pytest.mark.parametrize(
+    ("number", "contact", "says"),
+    [
+        ("100003", "ana.souza@example.com", "cancel it"),
+        ("100006", "mei.chen@example.com", "within 5 business days"),
+        ("100001", "ana.souza@example.com", "still on its way"),
+    ],
+)
+async def test_refunds_for_orders_not_delivered_point_the_right_way(
+    crm: sessionmaker[Session], number: str, contact: str, says: str
+) -> None:
+    text, _ = await request(web_conversation(crm), "refund", number, contact)
+    assert says in text

@@ -59,6 +59,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         RASA_TOKEN=settings.rasa_token,
         ACTION_SERVER_URL=settings.action_server_url,
         GATEWAY_PORT=str(settings.gateway_port),
+        SCHEDULER_INTERVAL_SECONDS=str(settings.scheduler_interval_seconds),
+        SURVEY_QUIET_SECONDS=str(settings.survey_quiet_seconds),
         RASA_TELEMETRY_ENABLED="false",
         TF_CPP_MIN_LOG_LEVEL="2",
     )

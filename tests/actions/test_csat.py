@@ -1,0 +1,120 @@
+"""Surveys in the chat: when to ask, reading the answer, and following up a low score."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from actions.csat import ActionGoodbye, ActionStartCsat, ActionSubmitCsat, ValidateCsatForm
+from bot.crm import tickets
+from bot.crm.conversations import store_inbound
+from bot.crm.models import Conversation, CsatSurvey, SurveyStatus, Ticket, TicketStatus
+from tests.actions.test_orders import web_conversation
+
+DOMAIN: dict[str, Any] = {"forms": {"csat_form": {"required_slots": ["csat_score", "csat_comment"]}}}
+
+
+def tracker(
+    conversation: Conversation, entities: list[dict[str, Any]] | None = None, **slots: Any
+) -> Tracker:
+    return Tracker.from_dict(
+        {
+            "sender_id": conversation.sender_id,
+            "slots": {"csat_survey_id": None, "csat_score": None, "csat_comment": None, **slots},
+            "latest_message": {"text": "", "intent": {"name": "goodbye"}, "entities": entities or []},
+            "events": [],
+        }
+    )
+
+
+def chat(crm: sessionmaker[Session], conversation: Conversation, messages: int) -> None:
+    with crm.begin() as session:
+        for n in range(messages):
+            store_inbound(session, session.get_one(Conversation, conversation.id), f"message {n}")
+
+
+async def test_goodbye_asks_for_a_rating_after_a_real_chat_only_and_once(crm: sessionmaker[Session]) -> None:
+    short = web_conversation(crm, "visitor-short")
+    chat(crm, short, 1)
+    dispatcher = CollectingDispatcher()
+    assert await ActionGoodbye().run(dispatcher, tracker(short), DOMAIN) == [SlotSet("csat_offer", False)]
+    assert dispatcher.messages[0]["response"] == "utter_goodbye"
+
+    long = web_conversation(crm, "visitor-long")
+    chat(crm, long, 4)
+    events = await ActionGoodbye().run(CollectingDispatcher(), tracker(long), DOMAIN)
+    assert SlotSet("csat_offer", True) in events
+    again = await ActionGoodbye().run(CollectingDispatcher(), tracker(long), DOMAIN)
+    assert again == [SlotSet("csat_offer", False)]  # asked within the last 24 hours
+    with crm() as session:
+        surveys = session.scalars(select(CsatSurvey).where(CsatSurvey.conversation_id == long.id)).all()
+        assert [(s.trigger, s.status) for s in surveys] == [("conversation_end", SurveyStatus.ASKED)]
+
+
+async def test_the_scheduler_survey_starts_only_in_its_own_chat(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm, "visitor-ticket")
+    with crm.begin() as session:
+        ticket = tickets.open_ticket(
+            session,
+            kind="complaint",
+            category="other",
+            subject="s",
+            actor="bot",
+            conversation_id=conversation.id,
+        )
+        tickets.change_status(session, ticket, TicketStatus.RESOLVED, "agent:1", resolution="Done.")
+        survey_id = session.scalars(select(CsatSurvey.id).where(CsatSurvey.ticket_id == ticket.id)).one()
+        reference = ticket.reference
+    entity = [{"entity": "csat_survey_id", "value": str(survey_id)}]
+    stranger = web_conversation(crm, "visitor-stranger")
+    assert await ActionStartCsat().run(CollectingDispatcher(), tracker(stranger, entity), DOMAIN) == [
+        SlotSet("csat_offer", False)
+    ]
+    dispatcher = CollectingDispatcher()
+    events = await ActionStartCsat().run(dispatcher, tracker(conversation, entity), DOMAIN)
+    assert SlotSet("csat_offer", True) in events and SlotSet("csat_survey_id", float(survey_id)) in events
+    assert reference in dispatcher.messages[0]["text"]
+
+
+async def test_ratings_are_read_or_asked_again_and_skipping_is_allowed(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)
+    form = ValidateCsatForm()
+    for text, score in (("4", 4.0), ("three", 3.0), ("great", 5.0)):
+        result = await form.validate_csat_score(text, CollectingDispatcher(), tracker(conversation), DOMAIN)
+        assert result == {"csat_score": score}
+    dispatcher = CollectingDispatcher()
+    result = await form.validate_csat_score("7", dispatcher, tracker(conversation), DOMAIN)
+    assert result["csat_score"] is None and "from 1 to 5" in dispatcher.messages[0]["text"]
+    assert (await form.validate_csat_score("skip", CollectingDispatcher(), tracker(conversation), DOMAIN))[
+        "csat_skipped"
+    ] is True
+    third_try = await form.validate_csat_score(
+        "what?", CollectingDispatcher(), tracker(conversation, csat_attempts=2.0), DOMAIN
+    )
+    assert third_try["csat_skipped"] is True
+
+
+async def test_a_low_score_opens_a_follow_up_and_the_customer_is_told(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)
+    chat(crm, conversation, 3)
+    await ActionGoodbye().run(CollectingDispatcher(), tracker(conversation), DOMAIN)
+    with crm() as session:
+        survey = session.scalars(
+            select(CsatSurvey).where(CsatSurvey.conversation_id == conversation.id)
+        ).one()
+    dispatcher = CollectingDispatcher()
+    await ActionSubmitCsat().run(
+        dispatcher,
+        tracker(conversation, csat_survey_id=float(survey.id), csat_score=2.0, csat_comment="slow"),
+        DOMAIN,
+    )
+    with crm() as session:
+        stored = session.get_one(CsatSurvey, survey.id)
+        assert (stored.status, stored.score, stored.comment) == (SurveyStatus.ANSWERED, 2, "slow")
+        follow_up = session.get_one(Ticket, stored.follow_up_ticket_id)
+        assert follow_up.kind == "csat_follow_up" and follow_up.reference in dispatcher.messages[0]["text"]
