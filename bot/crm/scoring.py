@@ -290,6 +290,8 @@ def _collect(session: Session, _context: Any, _instances: Any) -> None:
 
 
 def _rescore_pending(session: Session) -> None:
+    # before_commit runs before commit's own flush: changes not flushed yet are collected here.
+    _collect(session, None, None)
     pending: set[int] = session.info.pop(_PENDING, set())
     if not pending or session.info.get(_BUSY):
         return
