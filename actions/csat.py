@@ -114,6 +114,12 @@ class ActionGoodbye(Action):
         return _start(survey_id)
 
 
+def _answers(tracker: Tracker, slot: str) -> bool:
+    """Whether the latest message answers the question about `slot`. When the survey starts, the
+    message that started it ("bye", or the scheduler's trigger) must not be taken as a rating."""
+    return bool(tracker.get_slot("requested_slot") == slot)
+
+
 class ValidateCsatForm(FormValidationAction):
     """Reads the rating (numbers, words, stars), asks again when it can't, lets the customer skip."""
 
@@ -134,6 +140,8 @@ class ValidateCsatForm(FormValidationAction):
     async def validate_csat_score(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if not _answers(tracker, "csat_score"):
+            return {"csat_score": None}
         rating = csat.parse_rating(str(value or ""))
         if rating.score is not None:
             return {"csat_score": float(rating.score)}
@@ -153,6 +161,8 @@ class ValidateCsatForm(FormValidationAction):
     async def validate_csat_comment(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if not _answers(tracker, "csat_comment"):
+            return {"csat_comment": None}
         text = str(value or "").strip()
         if csat.is_skip(text) or text.startswith("/"):
             return {"csat_comment": ""}

@@ -25,7 +25,13 @@ def tracker(
     return Tracker.from_dict(
         {
             "sender_id": conversation.sender_id,
-            "slots": {"csat_survey_id": None, "csat_score": None, "csat_comment": None, **slots},
+            "slots": {
+                "csat_survey_id": None,
+                "csat_score": None,
+                "csat_comment": None,
+                "requested_slot": None,
+                **slots,
+            },
             "latest_message": {"text": "", "intent": {"name": "goodbye"}, "entities": entities or []},
             "events": [],
         }
@@ -84,19 +90,43 @@ async def test_the_scheduler_survey_starts_only_in_its_own_chat(crm: sessionmake
 async def test_ratings_are_read_or_asked_again_and_skipping_is_allowed(crm: sessionmaker[Session]) -> None:
     conversation = web_conversation(crm)
     form = ValidateCsatForm()
+    asked = tracker(conversation, requested_slot="csat_score")
     for text, score in (("4", 4.0), ("three", 3.0), ("great", 5.0)):
-        result = await form.validate_csat_score(text, CollectingDispatcher(), tracker(conversation), DOMAIN)
-        assert result == {"csat_score": score}
+        assert await form.validate_csat_score(text, CollectingDispatcher(), asked, DOMAIN) == {
+            "csat_score": score
+        }
     dispatcher = CollectingDispatcher()
-    result = await form.validate_csat_score("7", dispatcher, tracker(conversation), DOMAIN)
+    result = await form.validate_csat_score("7", dispatcher, asked, DOMAIN)
     assert result["csat_score"] is None and "from 1 to 5" in dispatcher.messages[0]["text"]
-    assert (await form.validate_csat_score("skip", CollectingDispatcher(), tracker(conversation), DOMAIN))[
+    assert (await form.validate_csat_score("skip", CollectingDispatcher(), asked, DOMAIN))[
         "csat_skipped"
     ] is True
     third_try = await form.validate_csat_score(
-        "what?", CollectingDispatcher(), tracker(conversation, csat_attempts=2.0), DOMAIN
+        "what?",
+        CollectingDispatcher(),
+        tracker(conversation, requested_slot="csat_score", csat_attempts=2.0),
+        DOMAIN,
     )
     assert third_try["csat_skipped"] is True
+
+
+async def test_the_message_that_starts_the_survey_is_not_taken_as_an_answer(
+    crm: sessionmaker[Session],
+) -> None:
+    conversation = web_conversation(crm)
+    form = ValidateCsatForm()
+    starting = tracker(conversation)  # nothing asked yet: "bye" or the scheduler's trigger
+    dispatcher = CollectingDispatcher()
+    assert await form.validate_csat_score("bye", dispatcher, starting, DOMAIN) == {"csat_score": None}
+    assert await form.validate_csat_comment("/EXTERNAL_csat_request", dispatcher, starting, DOMAIN) == {
+        "csat_comment": None
+    }
+    assert dispatcher.messages == []
+    comment = tracker(conversation, requested_slot="csat_comment")
+    assert await form.validate_csat_comment("no comment", dispatcher, comment, DOMAIN) == {"csat_comment": ""}
+    assert await form.validate_csat_comment("too slow", dispatcher, comment, DOMAIN) == {
+        "csat_comment": "too slow"
+    }
 
 
 async def test_a_low_score_opens_a_follow_up_and_the_customer_is_told(crm: sessionmaker[Session]) -> None:
