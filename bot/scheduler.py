@@ -61,7 +61,7 @@ def acquire_lease(session: Session, name: str, holder: str, ttl: timedelta, ever
         .values(holder=holder, expires_at=now + ttl, last_run_at=now)
         .execution_options(synchronize_session=False)
     )
-    if taken.rowcount:
+    if taken.rowcount:  # type: ignore[attr-defined]  # an UPDATE returns a CursorResult
         return True
     if session.get(JobLease, name) is not None:
         return False

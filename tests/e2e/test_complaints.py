@@ -94,7 +94,9 @@ def test_complaint_creates_one_ticket_with_priority_events_and_a_promise(stack: 
         assert kinds[0] == "created"
 
     # The same complaint again updates the ticket rather than opening a second one.
-    again = say(stack, visitor, "I want to complain again about order 100004, the courier keeps letting me down")
+    again = say(
+        stack, visitor, "I want to complain again about order 100004, the courier keeps letting me down"
+    )
     if "What would put this right" in again:
         again = say(stack, visitor, "just an explanation")
     assert ticket.reference in again and "rather than opening a second one" in again
