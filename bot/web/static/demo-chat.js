@@ -4,7 +4,8 @@
 
 (() => {
   const STORAGE_KEY = "kefu.visitor";
-  const POLL_MS = 5000;
+  const POLL_MS = 5000; // while a person is involved
+  const IDLE_POLL_MS = 20000; // otherwise: the bot may still write first (a survey after a resolved ticket)
   const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
   const AUTHOR_LABELS = {
     customer: "You",
@@ -26,6 +27,7 @@
   const buttonTitles = new Map(); // button payload -> title, so a clicked button reads well after reload
   let sending = false;
   let pollTimer = null;
+  let pollEvery = 0;
 
   class ChatError extends Error {
     constructor(message, retryable) {
@@ -164,14 +166,13 @@
   }
 
   function setMode(mode) {
-    // Until the widget's WebSocket exists, poll for a person's replies while one is involved.
+    // Until the widget's WebSocket exists, poll: often while a person is involved, rarely otherwise.
     const withPerson = mode === "pending_agent" || mode === "agent";
-    if (withPerson && pollTimer === null) {
-      pollTimer = window.setInterval(refreshHistory, POLL_MS);
-    } else if (!withPerson && pollTimer !== null) {
-      window.clearInterval(pollTimer);
-      pollTimer = null;
-    }
+    const every = withPerson ? POLL_MS : IDLE_POLL_MS;
+    if (every === pollEvery) return;
+    if (pollTimer !== null) window.clearInterval(pollTimer);
+    pollTimer = window.setInterval(refreshHistory, every);
+    pollEvery = every;
   }
 
   async function refreshHistory() {
