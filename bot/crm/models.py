@@ -319,6 +319,8 @@ class Agent(Base):
     role: Mapped[AgentRole] = mapped_column(_enum(AgentRole), default=AgentRole.AGENT)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Refreshed while the agent's console is connected; "online" means seen in the last minute.
+    last_seen_at: Mapped[datetime | None]
 
     def __repr__(self) -> str:
         return f"Agent(id={self.id!r}, email={self.email!r}, role={self.role.value!r})"
@@ -326,7 +328,10 @@ class Agent(Base):
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        Index("ix_conversations_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(32))
@@ -377,6 +382,40 @@ class Message(Base):
 
     def __repr__(self) -> str:
         return f"Message(id={self.id!r}, {self.author_kind.value}: {self.text[:30]!r})"
+
+
+class Handoff(Base):
+    """One time a conversation went to a person: why, who took it, when they first answered, how
+    it ended. Escalation rate, containment and chat response times are computed from these rows."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (Index("ix_handoffs_requested", "requested_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    # customer_asked, repeated_fallback, severe_complaint, vip_complaint, negative_sentiment.
+    reason: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[TicketPriority] = mapped_column(_enum(TicketPriority), default=TicketPriority.NORMAL)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The agent who holds the chat now (a transfer changes it) and when it was first claimed.
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    claimed_at: Mapped[datetime | None]
+    first_agent_reply_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    # handed_back or closed, once ended.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    # Where to answer when nobody is online (an e-mail the customer gave while waiting).
+    contact: Mapped[str | None] = mapped_column(String(320))
+
+    conversation: Mapped[Conversation] = relationship()
+    ticket: Mapped[Ticket | None] = relationship()
+    agent: Mapped[Agent | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"Handoff(id={self.id!r}, conversation={self.conversation_id!r}, {self.reason!r})"
 
 
 class VerificationAttempt(Base):

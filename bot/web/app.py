@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from bot.channels.web import MAX_BODY_BYTES
     from bot.channels.web import router as web_router
     from bot.web.auth import router as auth_router
+    from bot.web.dashboard_api import router as dashboard_router
     from bot.web.kb_api import router as kb_router
     from bot.web.tickets_api import router as tickets_router
 
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(kb_router)
     app.include_router(tickets_router)
+    app.include_router(dashboard_router)
     app.add_middleware(DeclaredBodyLimit, path_prefix=web_router.prefix, max_bytes=MAX_BODY_BYTES)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
