@@ -6,13 +6,14 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 
 from alembic.util.exc import CommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from bot.crm import customers_cli, tickets_cli
+from bot.crm import agents_cli, customers_cli, tickets_cli
 from bot.crm.db import make_engine, make_sessionmaker, redact_database_url
 from bot.crm.migrate import (
     database_revision,
@@ -23,11 +24,13 @@ from bot.crm.migrate import (
 )
 from bot.crm.models import utcnow
 from bot.crm.seed import DEMO_LOGINS, database_is_empty, seed_demo_data
+from bot.crm.seed_history import seed_history
 from bot.errors import KefuError
 from bot.settings import Settings, get_settings
 from knowledge_base import cli as kb_cli
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+MAX_HISTORY_DAYS = 3660  # ten years; more is a typo
 
 
 class CliError(Exception):
@@ -70,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     kb_cli.add_commands(commands)
     tickets_cli.add_commands(commands)
     customers_cli.add_commands(commands)
+    agents_cli.add_commands(commands)
     return parser
 
 
@@ -87,6 +91,11 @@ def _add_db_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     seed.add_argument(
         "--today", type=_iso_date, default=None, metavar="YYYY-MM-DD",
         help="the day the demo data is generated for (default: today, UTC)",
+    )  # fmt: skip
+    seed.add_argument(
+        "--history-days", type=_days, default=90, metavar="N",
+        help="days of past chats, hand-overs, tickets and satisfaction answers before that day, for the "
+        "dashboard (default 90; 0 for none)",
     )  # fmt: skip
     seed.set_defaults(handler=_db_seed)
 
@@ -136,10 +145,16 @@ def _db_seed(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 return 0
             summary = seed_demo_data(session, today)
+            history = None
+            if args.history_days:
+                midnight = datetime.combine(today, dtime(0), tzinfo=UTC)
+                history = seed_history(session, days=args.history_days, now=midnight)
         seconds = time.perf_counter() - started
     finally:
         engine.dispose()
     print(f"Seeded {url} with demo data for {today:%Y-%m-%d} in {seconds:.1f} s: {summary.describe()}.")
+    if history is not None:
+        print(f"Added service history for the dashboard, {history.describe()}.")
     print("Run `kefu demo-logins` for the console logins.")
     return 0
 
@@ -185,6 +200,18 @@ def _iso_date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_HISTORY_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of days from 0 to {MAX_HISTORY_DAYS}, got {text!r}"
+        )
+    return value
 
 
 def _first_line(error: BaseException | None) -> str:

@@ -8,8 +8,9 @@ session's CSRF token in the `X-CSRF-Token` header, which a page on another site 
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from argon2 import PasswordHasher
@@ -20,8 +21,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bot.crm.audit import audit
-from bot.crm.models import Agent, AgentRole, AgentSession, utcnow
-from bot.errors import Forbidden, Unauthorized
+from bot.crm.models import Agent, AgentRole, AgentSession, AuditLog, utcnow
+from bot.errors import Forbidden, TooManyRequests, Unauthorized
 from bot.settings import Settings
 from bot.web.app import get_app_settings, get_session
 
@@ -32,6 +33,14 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _hasher = PasswordHasher()
 # Verified against when the e-mail is unknown, so both cases take the same time.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
+# Password guessing is slowed by refusing logins after this many failures (audit rows
+# "login_failed") in the window: per e-mail address, so one account cannot be brute-forced, and per
+# client address, so one client cannot spray a common password over many accounts. The IP limit is
+# higher because an office behind one NAT address shares it. Unknown e-mails count like known ones,
+# so a refusal says nothing about whether an account exists.
+LOGIN_FAILURE_WINDOW = timedelta(minutes=15)
+LOGIN_MAX_FAILURES_PER_EMAIL = 5
+LOGIN_MAX_FAILURES_PER_SOURCE = 20
 
 router = APIRouter(prefix="/api/auth", tags=["console login"])
 
@@ -53,6 +62,27 @@ def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def _throttled_until(session: Session, email: str, source: str | None) -> datetime | None:
+    """When logins for this e-mail and client address are allowed again; None if they are now."""
+    now = utcnow()
+    recent_failures = select(AuditLog.created_at).where(
+        AuditLog.action == "login_failed", AuditLog.created_at > now - LOGIN_FAILURE_WINDOW
+    )
+    limits = [(AuditLog.details["email"].as_string() == email, LOGIN_MAX_FAILURES_PER_EMAIL)]
+    if source is not None:
+        limits.append((AuditLog.source == source, LOGIN_MAX_FAILURES_PER_SOURCE))
+    until = None
+    for condition, limit in limits:
+        # The limit-th newest failure: once it leaves the window, fewer than `limit` remain.
+        oldest_counted = session.scalar(
+            recent_failures.where(condition).order_by(AuditLog.created_at.desc()).offset(limit - 1).limit(1)
+        )
+        if oldest_counted is not None:
+            candidate = oldest_counted + LOGIN_FAILURE_WINDOW
+            until = candidate if until is None else max(until, candidate)
+    return until
+
+
 @router.post("/login")
 def login(
     body: LoginIn,
@@ -62,8 +92,20 @@ def login(
     settings: Annotated[Settings, Depends(get_app_settings)],
 ) -> dict[str, Any]:
     """Log in with e-mail and password; answers with the account and the CSRF token to send back."""
+    email = body.email.strip().lower()
     with session.begin():
-        agent = session.scalar(select(Agent).where(Agent.email == body.email.strip().lower()))
+        until = _throttled_until(session, email, _client(request))
+        if until is not None:
+            # Recorded and committed before refusing, like failed logins; it does not count as one.
+            audit(session, "anonymous", "login_throttled", "agent", None, {"email": email}, _client(request))
+    if until is not None:
+        minutes = max(1, math.ceil((until - utcnow()).total_seconds() / 60))
+        raise TooManyRequests(
+            f"too many failed logins; wait {minutes} minute{'s' if minutes > 1 else ''} and try again. "
+            "Forgot your password? A Kefu admin can set a new one."
+        )
+    with session.begin():
+        agent = session.scalar(select(Agent).where(Agent.email == email))
         try:
             _hasher.verify(agent.password_hash if agent else _DUMMY_HASH, body.password)
             valid = agent is not None and agent.active
@@ -77,7 +119,7 @@ def login(
                 "login_failed",
                 "agent",
                 agent.id if agent else None,
-                {"email": body.email[:320]},
+                {"email": email},
                 _client(request),
             )
     if not valid or agent is None:
