@@ -13,10 +13,11 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction, latest_message_id
+from actions.handoff import hand_over, trigger_on
 from actions.orders import LOCKED_OUT, describe_order, prove_order
 from bot.crm import complaints, sla, tickets
 from bot.crm import orders as crm
-from bot.crm.models import Order, Severity, Ticket, utcnow
+from bot.crm.models import Customer, Order, Severity, Ticket, ValueTier, utcnow
 from bot.settings import get_settings
 
 FORM_SLOTS = ("complaint_category", "complaint_details", "complaint_outcome")
@@ -380,6 +381,19 @@ class ActionSubmitComplaint(Action):
                 "added what you told me to it rather than opening a second one. The team handling it "
                 "will see it straight away."
             )
+        done: list[EventType] = [*RESET, SlotSet("last_ticket", ticket.reference)]
+        if ticket.severity is Severity.HIGH and trigger_on("severe_complaint"):
+            return done + await hand_over(
+                dispatcher, tracker, "severe_complaint", lead_in="Because this sounds serious,"
+            )
+        if (
+            ticket.customer_id is not None
+            and trigger_on("vip_complaint")
+            and await _is_vip(ticket.customer_id)
+        ):
+            return done + await hand_over(
+                dispatcher, tracker, "vip_complaint", lead_in="Let me get this moving now:"
+            )
         if ticket.severity is Severity.HIGH:
             dispatcher.utter_message(
                 text="Because this sounds serious, I can put you through to a person right now.",
@@ -389,6 +403,14 @@ class ActionSubmitComplaint(Action):
                 ],
             )
         return [*RESET, SlotSet("last_ticket", ticket.reference)]
+
+
+async def _is_vip(customer_id: int) -> bool:
+    def tier(session: Session) -> ValueTier | None:
+        customer = session.get(Customer, customer_id)
+        return customer.value_tier if customer is not None else None
+
+    return await in_transaction(tier) is ValueTier.VIP
 
 
 class ActionOrderStatusInComplaint(Action):

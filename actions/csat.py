@@ -55,25 +55,29 @@ class ActionStartCsat(Action):
     ) -> list[EventType]:
         survey_id = _survey_entity(tracker)
 
-        def prepare(session: Session) -> tuple[int | None, str | None]:
+        def prepare(session: Session) -> tuple[int | None, str | None, str | None]:
             conversation = conversation_for(session, tracker)
             if survey_id is not None:
                 survey = session.get(CsatSurvey, survey_id)
                 if survey is None or survey.conversation_id != conversation.id:
-                    return None, None
+                    return None, None, None
                 if survey.status not in (SurveyStatus.PENDING, SurveyStatus.ASKED):
-                    return None, None
+                    return None, None, None
             else:
                 survey = csat.request_survey(session, trigger="customer_offered", conversation=conversation)
                 assert survey is not None
             csat.mark_asked(survey)
             ticket = session.get(Ticket, survey.ticket_id) if survey.ticket_id is not None else None
-            return survey.id, ticket.reference if ticket is not None else None
+            return survey.id, ticket.reference if ticket is not None else None, survey.trigger
 
-        found, reference = await in_transaction(prepare)
+        found, reference, trigger = await in_transaction(prepare)
         if found is None:
             return list(NO_SURVEY)
-        if reference is not None:
+        if trigger == "agent_handback":
+            dispatcher.utter_message(
+                text="Before we carry on: how would you rate the help you got from our team just now?"
+            )
+        elif reference is not None:
             dispatcher.utter_message(
                 text=f"Our team has resolved your ticket {reference}. We'd love to know how we did."
             )

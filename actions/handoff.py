@@ -1,4 +1,6 @@
-"""Handing a conversation over to a person."""
+"""Handing a conversation over to a person: when the customer asks, and on the automatic triggers
+(the bot failing twice, a serious complaint, a VIP's complaint). Strong language is caught earlier,
+in the gateway. The rules and the queue live in `bot.crm.handoff`."""
 
 from __future__ import annotations
 
@@ -9,8 +11,43 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction
-from bot.crm.audit import audit
-from bot.crm.models import ConversationMode
+from bot.crm import handoff, sla
+from bot.settings import get_settings
+
+PASSING_ON = (
+    "I'm passing you to a person from our support team. They'll see everything we've talked about, "
+    "so there's no need to repeat yourself."
+)
+
+
+async def hand_over(
+    dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, lead_in: str = "", detail: str = ""
+) -> list[EventType]:
+    """Queue the chat for a person, tell the customer what to expect, and pause the bot."""
+    settings = get_settings()
+    policy = sla.load_policy(settings.sla_policy_file)
+
+    def escalate(session: Session) -> str:
+        conversation = conversation_for(session, tracker)
+        escalation = handoff.escalate(
+            session,
+            conversation,
+            reason,
+            policy=policy,
+            minutes_per_chat=settings.handoff_minutes_per_chat,
+            actor="customer" if reason == "customer_asked" else "bot",
+            detail=detail or (tracker.latest_message.get("text") or "")[:500],
+        )
+        return escalation.notice
+
+    notice = await in_transaction(escalate)
+    dispatcher.utter_message(text=" ".join(part for part in (lead_in, PASSING_ON, notice) if part))
+    # The CRM now holds the mode; Rasa stays paused until an agent hands the chat back.
+    return [ConversationPaused()]
+
+
+def trigger_on(reason: str) -> bool:
+    return get_settings().trigger_on(reason)
 
 
 class ActionRequestHuman(Action):
@@ -22,23 +59,4 @@ class ActionRequestHuman(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        def escalate(session: Session) -> None:
-            conversation = conversation_for(session, tracker)
-            if conversation.mode is ConversationMode.BOT:
-                conversation.mode = ConversationMode.PENDING_AGENT
-                audit(
-                    session,
-                    "customer",
-                    "handoff_requested",
-                    "conversation",
-                    conversation.id,
-                    {"reason": "customer_asked"},
-                )
-
-        await in_transaction(escalate)
-        dispatcher.utter_message(
-            text="I'm passing you to a person from our support team. They'll see everything we've "
-            "talked about, so there's no need to repeat yourself. They'll answer right here."
-        )
-        # The CRM now holds the mode; Rasa stays paused until an agent hands the chat back.
-        return [ConversationPaused()]
+        return await hand_over(dispatcher, tracker, "customer_asked")

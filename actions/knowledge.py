@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction, latest_message_id
+from actions.handoff import hand_over, trigger_on
 from bot.crm.db import get_sessionmaker
 from bot.crm.models import ArticleStatus, KbArticle, KbArticleVersion, KbFeedback, utcnow
 from bot.settings import get_settings
@@ -134,6 +135,19 @@ def show_article(
     return Shown(slug=article.slug, title=version.title, solution=version.solution)
 
 
+def _previous_reply(tracker: Tracker) -> str | None:
+    """The text of the bot's last message before the customer's latest one."""
+    seen_latest_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            if seen_latest_user:
+                continue
+            seen_latest_user = True
+        elif event.get("event") == "bot" and seen_latest_user:
+            return str(event.get("text") or "")
+    return None
+
+
 def _set(**slots: Any) -> list[EventType]:
     return [SlotSet(f"kb_{name}", value) for name, value in slots.items()]
 
@@ -202,6 +216,14 @@ class ActionAnswerQuestion(Action):
         if in_form:
             dispatcher.utter_message(text=NO_ANSWER_IN_FORM)
             return []
+        if _previous_reply(tracker) == NO_ANSWER and trigger_on("repeated_fallback"):
+            # Twice in a row the bot had nothing: a person takes over rather than a third miss.
+            return _set(state=None, article=None, candidates=[]) + await hand_over(
+                dispatcher,
+                tracker,
+                "repeated_fallback",
+                lead_in="I'm sorry, I can't find an answer to that either.",
+            )
         return _offer_person(dispatcher, NO_ANSWER) + _set(query=query)
 
     @staticmethod

@@ -148,18 +148,29 @@ class RasaClient:
         return normalise_replies(messages)
 
     async def resume(self, sender_id: str) -> None:
-        """Un-pause Rasa's tracker for a conversation (paused when it was handed to a person)."""
+        """Un-pause Rasa's tracker for a conversation (paused when it was handed to a person).
+
+        A paused tracker ends on the hand-over action, not on `action_listen`; Rasa's rules only
+        match a message that follows a listen, so one is recorded with the resume.
+        """
+        await self._append_event(sender_id, "resume", {"event": "action", "name": "action_listen"})
+
+    async def pause(self, sender_id: str) -> None:
+        """Pause Rasa's tracker: a person answers this conversation now."""
+        await self._append_event(sender_id, "pause")
+
+    async def _append_event(self, sender_id: str, event: str, *more: dict[str, Any]) -> None:
         try:
             response = await self._http.post(
                 f"{self.rasa_url}/conversations/{sender_id}/tracker/events",
                 params={"token": self._token},
-                json=[{"event": "resume"}],
+                json=[{"event": event}, *more],
             )
         except httpx.HTTPError as exc:
             raise RasaUnavailable(f"cannot reach Rasa at {self.rasa_url} ({type(exc).__name__})") from exc
         if response.status_code != 200:
             raise RasaUnavailable(
-                f"Rasa refused to resume the conversation: HTTP {response.status_code} {response.text[:300]}"
+                f"Rasa refused to {event} the conversation: HTTP {response.status_code} {response.text[:300]}"
             )
 
     async def status(self) -> dict[str, Any]:

@@ -63,6 +63,16 @@ class Settings(BaseSettings):
     # A survey waits until the customer has been quiet this long, so it never cuts into a chat.
     survey_quiet_seconds: float = 120.0
 
+    # Hand-over to a person. Asking for a person always works; these automatic triggers can be
+    # switched off by leaving them out (comma-separated): repeated_fallback (the bot could not
+    # answer twice in a row), severe_complaint, vip_complaint, negative_sentiment.
+    handoff_triggers: str = "repeated_fallback,severe_complaint,vip_complaint,negative_sentiment"
+    # Minutes one agent needs per waiting chat, for the wait a queued customer is told.
+    handoff_minutes_per_chat: float = 4.0
+    # A message scoring at or below this on the sentiment lexicon (bot/crm/sentiment.py) goes to a
+    # person when negative_sentiment is on. -3 is roughly two strong insults or threats.
+    sentiment_handoff_score: float = -3.0
+
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.kefu_env == "production":
@@ -73,6 +83,12 @@ class Settings(BaseSettings):
                         "set a long random value before running with KEFU_ENV=production"
                     )
         return self
+
+    def trigger_on(self, reason: str) -> bool:
+        """Whether an automatic hand-over trigger is switched on (asking for a person always is)."""
+        return reason == "customer_asked" or reason in {
+            name.strip() for name in self.handoff_triggers.split(",") if name.strip()
+        }
 
     @property
     def is_sqlite(self) -> bool:

@@ -7,13 +7,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from bot.crm import tickets
+from bot.crm import handoff, sentiment, sla, tickets
 from bot.crm.conversations import (
     find_conversation,
     find_message_by_channel_id,
@@ -27,10 +27,12 @@ from bot.crm.conversations import (
     store_outbound,
 )
 from bot.crm.models import AuthorKind, Conversation, ConversationMode, Message, utcnow
+from bot.crm.orders import parse_contact
 from bot.errors import BadRequest, Conflict, KefuError
 from bot.rasa_client import BotReply, RasaClient
 from bot.settings import Settings
 from bot.web.app import get_app_settings, get_rasa_client, get_session
+from bot.web.live import LiveHub
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +105,12 @@ class Accepted:
     # Messages to return now: a duplicate's earlier replies, or the waiting-for-agent notice.
     replies: list[Message] = field(default_factory=list)
     send_to_bot: bool = False
-    reopened: bool = False
+    # Rasa must be resumed before this message: the chat was closed, or handed back while Rasa
+    # could not be reached.
+    resume_bot: bool = False
+    # The message itself sent the chat to a person (strong language): Rasa is paused for it.
+    escalated: bool = False
+    duplicate: bool = False  # a retry of a message already stored (and already shown to agents)
 
 
 def _accept(
@@ -120,24 +127,46 @@ def _accept(
                         "client_message_id was already used by another chat; generate a new random one "
                         "for every message"
                     )
-                return Accepted(conversation, earlier, replies=replies_after(session, earlier))
+                return Accepted(
+                    conversation, earlier, replies=replies_after(session, earlier), duplicate=True
+                )
 
         conversation = get_or_create_conversation(session, CHANNEL, visitor)
         reopened = conversation.mode == ConversationMode.CLOSED
         if reopened:
             conversation.mode = ConversationMode.BOT
             conversation.closed_at = None
+        resume_bot = reopened or _handed_back_without_bot(session, conversation)
         conversation.updated_at = utcnow()
         inbound = store_inbound(session, conversation, text, client_message_id)
         tickets.note_customer_message(session, conversation.id, text, settings.ticket_reopen_days)
 
         if conversation.mode == ConversationMode.BOT:
-            return Accepted(conversation, inbound, send_to_bot=True, reopened=reopened)
+            if settings.trigger_on("negative_sentiment") and sentiment.is_strongly_negative(
+                text, settings.sentiment_handoff_score
+            ):
+                return _escalate_upset(session, settings, conversation, inbound)
+            return Accepted(conversation, inbound, send_to_bot=True, resume_bot=resume_bot)
 
         # Waiting for or talking with a person: the bot stays quiet; agents see the message.
         mark_processed(session, inbound)
         replies: list[Message] = []
-        if _should_announce_agent(session, conversation):
+        contact = parse_contact(text) if conversation.mode == ConversationMode.PENDING_AGENT else None
+        if (
+            contact is not None
+            and contact.email
+            and handoff.record_contact(session, conversation.id, contact.email)
+        ):
+            replies.append(
+                store_outbound(
+                    session,
+                    conversation,
+                    AuthorKind.SYSTEM,
+                    f"Thank you. If nobody can answer here soon, we'll write to {contact.email}.",
+                    {"buttons": [], "metadata": {"notice": "contact_saved"}},
+                )
+            )
+        elif _should_announce_agent(session, conversation):
             replies.append(
                 store_outbound(
                     session,
@@ -148,6 +177,39 @@ def _accept(
                 )
             )
         return Accepted(conversation, inbound, replies=replies)
+
+
+def _escalate_upset(
+    session: Session, settings: Settings, conversation: Conversation, inbound: Message
+) -> Accepted:
+    """A furious message goes straight to a person, who reads it as it was written."""
+    escalation = handoff.escalate(
+        session,
+        conversation,
+        "negative_sentiment",
+        policy=sla.load_policy(settings.sla_policy_file),
+        minutes_per_chat=settings.handoff_minutes_per_chat,
+        actor="customer",
+        detail=inbound.text[:500],
+    )
+    mark_processed(session, inbound)
+    notice = store_outbound(
+        session,
+        conversation,
+        AuthorKind.SYSTEM,
+        "I'm really sorry this has been so frustrating. I'm bringing in a person from our team, who "
+        f"will see everything you've written. {escalation.notice}",
+        {"buttons": [], "metadata": {"notice": "waiting_for_agent", "handoff": "negative_sentiment"}},
+    )
+    return Accepted(conversation, inbound, replies=[notice], escalated=True)
+
+
+def _handed_back_without_bot(session: Session, conversation: Conversation) -> bool:
+    """An agent handed the chat back but the bot never spoke after it (Rasa was away then)."""
+    previous = last_outbound(session, conversation)
+    return (
+        previous is not None and (previous.payload or {}).get("metadata", {}).get("notice") == "handed_back"
+    )
 
 
 def _should_announce_agent(session: Session, conversation: Conversation) -> bool:
@@ -191,7 +253,7 @@ def _record_failure(session: Session, accepted: Accepted, error: str) -> tuple[s
 
 async def _ask_bot(rasa: RasaClient, accepted: Accepted, text: str) -> list[BotReply]:
     sender_id = accepted.conversation.sender_id
-    if accepted.reopened:
+    if accepted.resume_bot:
         try:
             await rasa.resume(sender_id)
         except KefuError as exc:
@@ -214,9 +276,20 @@ def _response(conversation_id: int, mode: str, inbound: Message, messages: list[
     }
 
 
+def _tell_consoles(
+    hub: LiveHub, conversation_id: int, mode: str, messages: list[Message], queue: bool
+) -> None:
+    """Push a chat's new messages to the agents' consoles, and a queue change when there is one."""
+    for message in messages:
+        hub.publish({"type": "message", "conversation_id": conversation_id, "message": message_json(message)})
+    if queue:
+        hub.publish({"type": "queue", "conversation_id": conversation_id, "mode": mode})
+
+
 @router.post("/messages", max_body_size=MAX_BODY_BYTES)
 async def post_message(
     body: WebMessageIn,
+    request: Request,
     session: Annotated[Session, Depends(get_session)],
     settings: Annotated[Settings, Depends(get_app_settings)],
     rasa: Annotated[RasaClient, Depends(get_rasa_client)],
@@ -236,10 +309,21 @@ async def post_message(
         # A concurrent request with the same client_message_id stored it first: answer as its retry.
         accepted = await run_in_threadpool(_accept, session, settings, visitor, text, client_message_id)
 
+    hub: LiveHub = request.app.state.live
+    conversation_id = accepted.conversation.id
     if not accepted.send_to_bot:
-        return _response(
-            accepted.conversation.id, accepted.conversation.mode.value, accepted.inbound, accepted.replies
-        )
+        mode = accepted.conversation.mode.value
+        # A message in a chat that waits for or has a person, and the notices it got, reach the
+        # consoles at once; a duplicate (retry) was already shown.
+        if not accepted.duplicate:
+            _tell_consoles(hub, conversation_id, mode, [accepted.inbound, *accepted.replies], queue=True)
+        if accepted.escalated:
+            try:
+                await rasa.pause(accepted.conversation.sender_id)
+            except KefuError as exc:
+                # The gateway stops forwarding anyway while a person has the chat.
+                logger.warning("could not pause Rasa for conversation %s: %s", conversation_id, exc)
+        return _response(conversation_id, mode, accepted.inbound, accepted.replies)
 
     # No transaction is open here: the database is never locked while Rasa thinks.
     try:
@@ -259,7 +343,10 @@ async def post_message(
             mode, stored = await run_in_threadpool(
                 _record_failure, session, accepted, "Rasa sent no reply; is the action server up?"
             )
-    return _response(accepted.conversation.id, mode, accepted.inbound, stored)
+    if mode != ConversationMode.BOT.value:
+        # The bot handed the chat to a person during this turn: the consoles see it queue up.
+        _tell_consoles(hub, conversation_id, mode, [accepted.inbound, *stored], queue=True)
+    return _response(conversation_id, mode, accepted.inbound, stored)
 
 
 def _load_history(session: Session, visitor: str) -> dict[str, Any]:

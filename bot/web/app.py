@@ -22,6 +22,7 @@ from bot.errors import error_response, register_error_handlers
 from bot.rasa_client import HEALTH_TIMEOUT_SECONDS, RasaClient
 from bot.scheduler import Scheduler
 from bot.settings import Settings, get_settings
+from bot.web.live import LiveHub
 from knowledge_base import embedding
 from knowledge_base.live import LiveIndex
 
@@ -95,9 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Agents' suggestions and the search API; publishing embeds with the same encoder.
     kb_index = LiveIndex(sessions, poll_seconds=settings.kb_poll_seconds)
     scheduler = Scheduler(sessions, rasa, settings)
+    live = LiveHub()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        live.bind(asyncio.get_running_loop())
         kb_index.start()
         if settings.scheduler_enabled:
             scheduler.start()
@@ -125,12 +128,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rasa = rasa
     app.state.kb_index = kb_index
     app.state.scheduler = scheduler
+    app.state.live = live
     register_error_handlers(app)
 
     # Imported here because the routers import this module's dependencies (get_session ...).
     from bot.channels.web import MAX_BODY_BYTES
     from bot.channels.web import router as web_router
     from bot.web.auth import router as auth_router
+    from bot.web.console_api import router as console_router
+    from bot.web.console_pages import router as pages_router
     from bot.web.dashboard_api import router as dashboard_router
     from bot.web.kb_api import router as kb_router
     from bot.web.tickets_api import router as tickets_router
@@ -140,6 +146,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kb_router)
     app.include_router(tickets_router)
     app.include_router(dashboard_router)
+    app.include_router(console_router)
+    app.include_router(pages_router)
     app.add_middleware(DeclaredBodyLimit, path_prefix=web_router.prefix, max_bytes=MAX_BODY_BYTES)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 

@@ -4,19 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from actions import complaints as complaint_actions
 from actions.complaints import (
     ActionStartComplaint,
     ActionSubmitComplaint,
     ValidateComplaintForm,
 )
 from bot.crm.conversations import store_inbound
-from bot.crm.models import Conversation, Order, Severity, Ticket, TicketEvent, TicketPriority
+from bot.crm.models import (
+    Conversation,
+    ConversationMode,
+    Customer,
+    Handoff,
+    Order,
+    Severity,
+    Ticket,
+    TicketEvent,
+    TicketPriority,
+    ValueTier,
+)
 from tests.actions.test_orders import track, web_conversation
 
 DOMAIN: dict[str, Any] = {
@@ -192,9 +205,36 @@ async def test_filing_creates_a_ticket_with_a_reference_a_promise_and_events(
         assert "customer_message" in kinds
 
 
-async def test_a_severe_complaint_without_an_order_keeps_the_contact_and_offers_a_person(
+async def test_a_severe_complaint_goes_straight_to_a_person_with_its_ticket(
     crm: sessionmaker[Session],
 ) -> None:
+    conversation = web_conversation(crm)
+    text, _ = await submit(
+        conversation,
+        crm,
+        "a refund",
+        order_number="none",
+        contact="someone@example.com",
+        complaint_category="product_defect",
+        complaint_details="the heater caught fire in my garden",
+        complaint_outcome="refund",
+    )
+    assert "Because this sounds serious, I'm passing you to a person" in text
+    with crm() as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.conversation_id == conversation.id)).one()
+        assert ticket.severity is Severity.HIGH and ticket.priority is TicketPriority.HIGH
+        assert (
+            ticket.contact == "someone@example.com" and ticket.order_id is None and ticket.customer_id is None
+        )
+        assert session.get_one(Conversation, conversation.id).mode is ConversationMode.PENDING_AGENT
+        handoff = session.scalars(select(Handoff).where(Handoff.conversation_id == conversation.id)).one()
+        assert handoff.reason == "severe_complaint" and handoff.ticket_id == ticket.id
+
+
+async def test_with_the_trigger_off_a_severe_complaint_offers_a_person(
+    crm: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(complaint_actions, "trigger_on", lambda reason: False)
     conversation = web_conversation(crm)
     text, messages = await submit(
         conversation,
@@ -209,8 +249,28 @@ async def test_a_severe_complaint_without_an_order_keeps_the_contact_and_offers_
     assert "put you through to a person right now" in text
     assert any(b["payload"] == "/request_human" for m in messages for b in m.get("buttons") or [])
     with crm() as session:
-        ticket = session.scalars(select(Ticket).where(Ticket.conversation_id == conversation.id)).one()
-        assert ticket.severity is Severity.HIGH and ticket.priority is TicketPriority.HIGH
-        assert (
-            ticket.contact == "someone@example.com" and ticket.order_id is None and ticket.customer_id is None
-        )
+        assert session.get_one(Conversation, conversation.id).mode is ConversationMode.BOT
+
+
+async def test_a_vip_customers_complaint_goes_to_a_person(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)
+    with crm.begin() as session:
+        vip = session.scalars(select(Customer).where(Customer.value_tier == ValueTier.VIP)).first()
+        assert vip is not None
+        order = session.scalars(select(Order).where(Order.customer_id == vip.id)).first()
+        assert order is not None
+        session.get_one(Conversation, conversation.id).customer_id = vip.id
+        number = order.number
+    text, _ = await submit(
+        conversation,
+        crm,
+        "the colour is not what the picture showed",
+        order_number=number,
+        complaint_category="wrong_item",
+        complaint_details="the colour is not what the picture showed",
+        complaint_outcome="replacement",
+    )
+    assert "passing you to a person" in text
+    with crm() as session:
+        handoff = session.scalars(select(Handoff).where(Handoff.conversation_id == conversation.id)).one()
+        assert handoff.reason == "vip_complaint"

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from actions import knowledge
 from actions.knowledge import ActionAnswerQuestion, ActionKbFollowup
 from bot.crm.conversations import get_or_create_conversation
-from bot.crm.models import KbArticle, KbFeedback, KbGap
+from bot.crm.models import Conversation, ConversationMode, Handoff, KbArticle, KbFeedback, KbGap
 from knowledge_base.live import LiveIndex
 
 DOMAIN: dict[str, Any] = {}
@@ -216,3 +216,27 @@ async def test_when_search_fails_the_customer_is_offered_a_person(
     )
 
     assert messages[0]["text"] == knowledge.SEARCH_DOWN and slots["kb_state"] == "offered_person"
+
+
+async def test_a_second_unanswerable_question_in_a_row_goes_to_a_person(
+    kb: sessionmaker[Session], sender: str
+) -> None:
+    first, _, _ = await run(
+        ActionAnswerQuestion(),
+        tracker(sender, "do you sell spare parts for vintage motorbikes", "ask_question"),
+    )
+    second = tracker(sender, "what about sidecars for a 1962 motorbike", "ask_question")
+    second.events = [
+        {"event": "user", "text": "do you sell spare parts for vintage motorbikes"},
+        {"event": "bot", "text": first[0]["text"]},
+        {"event": "user", "text": "what about sidecars for a 1962 motorbike"},
+    ]
+    messages, _, events = await run(ActionAnswerQuestion(), second)
+
+    assert messages[0]["text"].startswith("I'm sorry, I can't find an answer to that either.")
+    assert "passing you to a person" in messages[0]["text"]
+    assert events[-1]["event"] == "pause"
+    with kb.begin() as session:
+        conversation = session.scalars(select(Conversation).where(Conversation.sender_id == sender)).one()
+        assert conversation.mode is ConversationMode.PENDING_AGENT
+        assert session.scalars(select(Handoff.reason)).all() == ["repeated_fallback"]
