@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # `make bench`: set up and train if needed, then measure latency, throughput, memory and start-up time,
-# then the knowledge base (retrieval quality, search speed and memory).
+# then the knowledge base (retrieval quality, search speed and memory), then the lead's dashboard.
 # `make bench-kb` (`bash scripts/bench.sh kb`): set up if needed, then the knowledge-base benchmarks only
 # (they need neither Rasa nor a trained model).
+# `bash scripts/bench.sh dashboard`: set up if needed, then only the support lead's dashboard over a year
+# of seeded history, on SQLite and on PostgreSQL when one answers (arguments in DASHBOARD_ARGS, e.g.
+# "--days 90 --runs 5" or "--postgres none").
 #
 # Arguments go to the latency benchmark (e.g. --quick); results land in benchmarks/results/latency.json.
 # The knowledge-base benchmarks take their arguments from KB_RETRIEVAL_ARGS (e.g. --strict) and
 # KB_SPEED_ARGS (default --quick: 100, 1,000 and 10,000 articles, ~15 minutes; "--sizes 100,10000,100000"
 # embeds 100,000 articles, which takes hours on two cores; see benchmarks/kb_speed.py for --max-texts).
-# Results: benchmarks/results/kb_retrieval.json and kb_speed.json.
+# Results: benchmarks/results/kb_retrieval.json and kb_speed.json; the dashboard's in dashboard.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +30,17 @@ if [ "${1:-}" = "kb" ]; then
     fi
 fi
 
+if [ "${1:-}" = "dashboard" ]; then
+    shift
+    if [ $# -gt 0 ]; then
+        echo "bench.sh dashboard takes no arguments; use DASHBOARD_ARGS" >&2
+        exit 2
+    fi
+    bash scripts/bootstrap.sh
+    # shellcheck disable=SC2086
+    exec .venv/bin/python -m benchmarks.dashboard ${DASHBOARD_ARGS:-}
+fi
+
 bash scripts/bootstrap.sh
 if [ "$only_kb" = false ]; then
     bash scripts/train.sh
@@ -37,3 +51,7 @@ fi
 .venv/bin/python -m benchmarks.kb_retrieval ${KB_RETRIEVAL_ARGS:-}
 # shellcheck disable=SC2086
 .venv/bin/python -m benchmarks.kb_speed ${KB_SPEED_ARGS:---quick}
+if [ "$only_kb" = false ]; then
+    # shellcheck disable=SC2086
+    .venv/bin/python -m benchmarks.dashboard ${DASHBOARD_ARGS:-}
+fi

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh
+bash scripts/provision_chromium.sh
 echo "[test] rasa data validate"
 PYTHONWARNINGS=ignore .venv-rasa/bin/rasa data validate --config config.yml --domain domain.yml --data data --quiet
 bash scripts/train.sh
