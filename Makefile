@@ -4,7 +4,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test bench bench-kb setup train lint
+.PHONY: run test bench bench-kb bench-consoles setup train lint
 
 ## Set up if needed, then run the assistant with demo data.
 run:
@@ -22,6 +22,10 @@ bench:
 ## Knowledge-base benchmarks only: retrieval quality (recall, MRR, answer bands) and search speed/memory.
 bench-kb:
 	bash scripts/bench.sh kb
+
+## Hand-over benchmarks only: customer message -> agent console latency, dashboard query time.
+bench-consoles:
+	bash scripts/bench.sh consoles
 
 setup:
 	bash scripts/bootstrap.sh

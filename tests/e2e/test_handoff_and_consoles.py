@@ -207,16 +207,16 @@ def test_a_lead_publishes_an_article_and_the_bot_answers_with_it(stack: Stack, p
     log_in(page, stack, "/console/lead", "lead@kefu.example", DEMO_PASSWORD_LEAD)
     page.get_by_role("tab", name="Knowledge base").click()
     page.get_by_role("button", name="New article").click()
-    page.get_by_label("Slug").fill(slug)
-    page.get_by_label("Title").fill("Gift wrapping for orders")
-    page.get_by_label("Problem").fill(
+    page.get_by_role("textbox", name="Slug").fill(slug)
+    page.get_by_role("textbox", name="Title").fill("Gift wrapping for orders")
+    page.get_by_role("textbox", name="Problem").fill(
         "can you gift wrap my order\ndo you offer gift wrapping\nI want the parcel wrapped as a present"
     )
-    page.get_by_label("Solution").fill(
+    page.get_by_role("textbox", name="Solution").fill(
         "Yes: tick 'Gift wrap' at checkout and we wrap every item in recycled paper for EUR 3.50. "
         "The invoice is left out of wrapped parcels."
     )
-    page.get_by_label("Tags").fill("gift, wrapping")
+    page.get_by_role("textbox", name="Tags").fill("gift, wrapping")
     page.get_by_role("button", name="Save draft").click()
     expect(page.locator("#editor-state")).to_contain_text("draft")
     page.get_by_role("button", name="Submit for review").click()
