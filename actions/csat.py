@@ -75,7 +75,7 @@ class ActionStartCsat(Action):
             return list(NO_SURVEY)
         if trigger == "agent_handback":
             dispatcher.utter_message(
-                text="Before we carry on: how would you rate the help you got from our team just now?"
+                text="Thanks for talking with our team. One quick question before we carry on."
             )
         elif reference is not None:
             dispatcher.utter_message(

@@ -170,24 +170,26 @@
     );
   }
 
+  let suggestionsAsked = 0;
   async function loadSuggestions() {
     const list = $("suggestions");
-    list.replaceChildren();
     if (!current) return;
+    // Only the newest request may fill the list: a slower, older one would duplicate it.
+    const ticket = ++suggestionsAsked;
+    let items;
     try {
       const data = await api("GET", `/api/console/conversations/${current.id}/suggestions`);
-      if (!data.results.length) list.append(el("li", { class: "muted", text: "No article matches the latest message." }));
-      for (const s of data.results) {
-        list.append(el("li", {},
+      items = data.results.length
+        ? data.results.map((s) => el("li", {},
           el("strong", { text: s.title }),
           el("span", { class: "muted", text: ` (${s.score})` }),
           el("p", { class: "suggestion__text", text: s.solution }),
-          el("button", { type: "button", class: "insert", onclick: () => insert(s.solution), text: "Insert" }),
-        ));
-      }
+          el("button", { type: "button", class: "insert", onclick: () => insert(s.solution), text: "Insert" })))
+        : [el("li", { class: "muted", text: "No article matches the latest message." })];
     } catch (e) {
-      list.append(el("li", { class: "muted", text: e.message }));
+      items = [el("li", { class: "muted", text: e.message })];
     }
+    if (ticket === suggestionsAsked) list.replaceChildren(...items);
   }
 
   function insert(text) {

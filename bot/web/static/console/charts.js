@@ -20,7 +20,8 @@ const Charts = (() => {
   }
 
   function bars(chart) {
-    const series = numericColumns(chart).filter(({ name }) => !/percent$/.test(name) || numericColumns(chart).length === 1);
+    // Percentages and counts are in the table; bars show the measure itself when there is one.
+    const series = numericColumns(chart).filter(({ name }) => !/(percent|count)$/.test(name) || numericColumns(chart).length === 1);
     const shown = series.length ? series : numericColumns(chart);
     const rowHeight = 14 * shown.length + 10;
     const width = 520;
