@@ -145,5 +145,13 @@ def test_action_server_down_gives_a_polite_fallback(tmp_path: Path) -> None:
         ).json()
         assert history["messages"][0]["text"] == "where is order 100001"
         with make_sessionmaker(make_engine(settings))() as session:
-            inbound = session.scalars(select(Message).where(Message.author_kind == AuthorKind.CUSTOMER)).one()
+            # The demo history (kefu db seed) has customer messages of its own: only this chat's.
+            inbound = session.scalars(
+                select(Message)
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(
+                    Conversation.external_id == "e2e-visitor-down",
+                    Message.author_kind == AuthorKind.CUSTOMER,
+                )
+            ).one()
             assert inbound.status is MessageStatus.FAILED and inbound.error

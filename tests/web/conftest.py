@@ -23,12 +23,18 @@ def unused_loopback_port() -> int:
 
 @pytest.fixture
 def web_settings(settings: Settings, db_sessionmaker: sessionmaker[Session]) -> Settings:
-    """The test's migrated database (tests/conftest.py); Rasa and the action server on dead ports."""
+    """The test's migrated database (tests/conftest.py); Rasa and the action server on dead ports.
+
+    No scheduler and no encoder warm-up in the background: each would run in every test's app,
+    competing for the SQLite write lock and the CPU with what the test does. Tests of the
+    scheduler drive it directly (tests/test_scheduler.py)."""
     return settings.model_copy(
         update={
             "rasa_url": f"http://127.0.0.1:{unused_loopback_port()}",
             "action_server_url": f"http://127.0.0.1:{unused_loopback_port()}",
             "rasa_timeout_seconds": 2.0,
+            "scheduler_enabled": False,
+            "kb_warm_up": False,
         }
     )
 
