@@ -14,6 +14,8 @@ cat <<MSG
 
   Kefu is starting (Ctrl-C stops everything):
     demo chat        http://$KEFU_GATEWAY_HOST:$KEFU_GATEWAY_PORT/
+    agent console    http://$KEFU_GATEWAY_HOST:$KEFU_GATEWAY_PORT/console
+    lead console     http://$KEFU_GATEWAY_HOST:$KEFU_GATEWAY_PORT/console/lead
     health           http://$KEFU_GATEWAY_HOST:$KEFU_GATEWAY_PORT/healthz
     Rasa (loopback)  http://$KEFU_RASA_HOST:$KEFU_RASA_PORT   action server: port $KEFU_ACTIONS_PORT
   Demo logins (agent and lead consoles):
