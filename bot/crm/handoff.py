@@ -34,7 +34,6 @@ from bot.crm.models import (
     Severity,
     Ticket,
     TicketStatus,
-    ValueTier,
     utcnow,
 )
 from bot.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -497,10 +496,3 @@ def _end(
         conversation.id,
         {"handoff": handoff.id},
     )
-
-
-def customer_tier(session: Session, conversation: Conversation) -> ValueTier | None:
-    if conversation.customer_id is None:
-        return None
-    customer = session.get(Customer, conversation.customer_id)
-    return customer.value_tier if customer is not None else None

@@ -149,12 +149,23 @@ def login(
     return {"agent": view, "csrf_token": csrf}
 
 
+def valid_login(session: Session, token: str | None) -> AgentSession | None:
+    """The console login behind a cookie's token, if it exists, has not expired and its agent is
+    active; used by the API routes, the console pages and the live WebSocket alike."""
+    if not token:
+        return None
+    found = session.scalar(select(AgentSession).where(AgentSession.token_hash == _digest(token)))
+    if found is None or found.expires_at <= utcnow() or not found.agent.active:
+        return None
+    return found
+
+
 def _session_from(request: Request, session: Session) -> AgentSession:
     token = request.cookies.get(COOKIE)
     if not token:
         raise Unauthorized("log in first")
-    found = session.scalar(select(AgentSession).where(AgentSession.token_hash == _digest(token)))
-    if found is None or found.expires_at <= utcnow() or not found.agent.active:
+    found = valid_login(session, token)
+    if found is None:
         raise Unauthorized("your login has expired; log in again")
     if request.method not in SAFE_METHODS and not secrets.compare_digest(
         request.headers.get(CSRF_HEADER, ""), found.csrf_token

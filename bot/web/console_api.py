@@ -24,7 +24,6 @@ from bot.crm.audit import audit
 from bot.crm.conversations import history, store_outbound
 from bot.crm.models import (
     Agent,
-    AgentSession,
     AuthorKind,
     Conversation,
     CsatSurvey,
@@ -41,7 +40,7 @@ from bot.crm.models import (
 from bot.errors import KefuError, NotFound
 from bot.rasa_client import RasaClient
 from bot.web.app import get_rasa_client, get_session
-from bot.web.auth import COOKIE, _digest, current_agent
+from bot.web.auth import COOKIE, current_agent, valid_login
 from bot.web.live import LiveHub
 from bot.web.tickets_api import ticket_summary
 
@@ -403,11 +402,9 @@ async def suggestions(
 
 def _login_for(factory: sessionmaker[Session], token: str | None) -> int | None:
     """The agent id of a valid console login cookie (and mark them present), else None."""
-    if not token:
-        return None
     with factory.begin() as session:
-        found = session.scalar(select(AgentSession).where(AgentSession.token_hash == _digest(token)))
-        if found is None or found.expires_at <= utcnow() or not found.agent.active:
+        found = valid_login(session, token)
+        if found is None:
             return None
         found.agent.last_seen_at = utcnow()
         found.last_seen_at = utcnow()

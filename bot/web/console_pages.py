@@ -11,12 +11,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.crm.models import AgentRole, AgentSession, utcnow
+from bot.crm.models import AgentRole
 from bot.web.app import WEB_DIR, get_session, templates
-from bot.web.auth import COOKIE, _digest
+from bot.web.auth import COOKIE, valid_login
 
 router = APIRouter(tags=["console pages"], include_in_schema=False)
 
@@ -34,14 +33,9 @@ assert (WEB_DIR / "templates" / "console.html").exists()
 
 
 def _role(request: Request, session: Session) -> AgentRole | None:
-    token = request.cookies.get(COOKIE)
-    if not token:
-        return None
     with session.begin():
-        found = session.scalar(select(AgentSession).where(AgentSession.token_hash == _digest(token)))
-        if found is None or found.expires_at <= utcnow() or not found.agent.active:
-            return None
-        return found.agent.role
+        found = valid_login(session, request.cookies.get(COOKIE))
+        return found.agent.role if found is not None else None
 
 
 def _page(request: Request, name: str, title: str, status_code: int = 200) -> HTMLResponse:
