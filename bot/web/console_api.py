@@ -444,6 +444,8 @@ async def live(websocket: WebSocket) -> None:
                     await websocket.close(code=4401, reason="your login has expired")
                     return
                 event = {"type": "ping"}
+            if event["type"] == "turn":
+                continue  # a bot turn in a chat without a person: not the consoles' business
             await websocket.send_json(event)
     except (WebSocketDisconnect, RuntimeError):
         pass

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-import bot.channels.web as web_channel
+import bot.channels.pipeline as pipeline
 import bot.crm.conversations as conversations
 from bot.channels.web import FALLBACK_TEXT, WAITING_FOR_AGENT_TEXT
 from bot.crm.models import (
@@ -294,10 +294,10 @@ async def test_concurrent_duplicate_is_answered_as_a_retry(
 ) -> None:
     first = (await post(client, session="visitor-1", text="hello", client_message_id="msg-1")).json()
     # The duplicate check runs before the other request has committed: the unique constraint decides.
-    real_find = web_channel.find_message_by_channel_id
+    real_find = pipeline.find_message_by_channel_id
     calls = iter([None])
     monkeypatch.setattr(
-        web_channel, "find_message_by_channel_id", lambda *args: next(calls, None) or real_find(*args)
+        pipeline, "find_message_by_channel_id", lambda *args: next(calls, None) or real_find(*args)
     )
 
     second = await post(client, session="visitor-1", text="hello", client_message_id="msg-1")

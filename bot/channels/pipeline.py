@@ -1,0 +1,324 @@
+"""What happens to every customer message, whatever the channel: store it, then bot or person.
+
+A channel (the web chat, Telegram) turns its own input into text and calls `handle_message`. The
+message is committed before anything else happens; then Rasa answers it, or it waits for a person
+and reaches the agents' consoles at once. Replies are stored in the same way for every channel; a
+push channel's replies are stored queued and its outbox sends them (bot/channels/outbox.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from bot.crm import handoff, sentiment, sla, tickets
+from bot.crm.conversations import (
+    find_message_by_channel_id,
+    get_or_create_conversation,
+    last_outbound,
+    mark_failed,
+    mark_processed,
+    replies_after,
+    store_inbound,
+    store_outbound,
+)
+from bot.crm.models import AuthorKind, Conversation, ConversationMode, Message, utcnow
+from bot.crm.orders import parse_contact
+from bot.errors import Conflict, KefuError
+from bot.rasa_client import BotReply, RasaClient
+from bot.settings import Settings
+from bot.web.live import LiveHub
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_TEXT = (
+    "Sorry, I can't answer right now. Your message is saved and our team can see it. "
+    "Please try again in a minute."
+)
+WAITING_FOR_AGENT_TEXT = "A person from our team will reply here shortly."
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    """A stored message as the chat clients and the consoles receive it."""
+    payload = message.payload or {}
+    return {
+        "id": message.id,
+        "author": message.author_kind.value,
+        "text": message.text,
+        "buttons": payload.get("buttons", []),
+        "metadata": payload.get("metadata", {}),
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+@dataclass
+class Accepted:
+    """The outcome of storing an inbound message (step a), before any call to Rasa."""
+
+    conversation: Conversation
+    inbound: Message
+    # Messages to return now: a duplicate's earlier replies, or the waiting-for-agent notice.
+    replies: list[Message] = field(default_factory=list)
+    send_to_bot: bool = False
+    # Rasa must be resumed before this message: the chat was closed, or handed back while Rasa
+    # could not be reached.
+    resume_bot: bool = False
+    # The message itself sent the chat to a person (strong language): Rasa is paused for it.
+    escalated: bool = False
+    duplicate: bool = False  # a retry of a message already stored (and already shown to agents)
+
+
+@dataclass
+class Handled:
+    """What became of a customer message: the chat's mode after it and the replies it got."""
+
+    conversation_id: int
+    mode: str
+    inbound: Message
+    replies: list[Message]
+    duplicate: bool
+
+
+def accept(
+    session: Session,
+    settings: Settings,
+    channel: str,
+    external_id: str,
+    text: str,
+    channel_message_id: str | None,
+) -> Accepted:
+    """Store the customer's message (one committed transaction) and decide where it goes."""
+    with session.begin():
+        if channel_message_id is not None:
+            earlier = find_message_by_channel_id(session, channel, channel_message_id)
+            if earlier is not None:
+                conversation = session.get_one(Conversation, earlier.conversation_id)
+                if conversation.external_id != external_id:
+                    raise Conflict(
+                        "client_message_id was already used by another chat; generate a new random one "
+                        "for every message"
+                    )
+                return Accepted(
+                    conversation, earlier, replies=replies_after(session, earlier), duplicate=True
+                )
+
+        conversation = get_or_create_conversation(session, channel, external_id)
+        reopened = conversation.mode == ConversationMode.CLOSED
+        if reopened:
+            conversation.mode = ConversationMode.BOT
+            conversation.closed_at = None
+        resume_bot = reopened or _handed_back_without_bot(session, conversation)
+        conversation.updated_at = utcnow()
+        inbound = store_inbound(session, conversation, text, channel_message_id)
+        tickets.note_customer_message(session, conversation.id, text, settings.ticket_reopen_days)
+
+        if conversation.mode == ConversationMode.BOT:
+            if settings.trigger_on("negative_sentiment") and sentiment.is_strongly_negative(
+                text, settings.sentiment_handoff_score
+            ):
+                return _escalate_upset(session, settings, conversation, inbound)
+            return Accepted(conversation, inbound, send_to_bot=True, resume_bot=resume_bot)
+
+        # Waiting for or talking with a person: the bot stays quiet; agents see the message.
+        mark_processed(session, inbound)
+        replies: list[Message] = []
+        contact = parse_contact(text) if conversation.mode == ConversationMode.PENDING_AGENT else None
+        if (
+            contact is not None
+            and contact.email
+            and handoff.record_contact(session, conversation.id, contact.email)
+        ):
+            replies.append(
+                store_outbound(
+                    session,
+                    conversation,
+                    AuthorKind.SYSTEM,
+                    f"Thank you. If nobody can answer here soon, we'll write to {contact.email}.",
+                    {"buttons": [], "metadata": {"notice": "contact_saved"}},
+                )
+            )
+        elif _should_announce_agent(session, conversation):
+            replies.append(
+                store_outbound(
+                    session,
+                    conversation,
+                    AuthorKind.SYSTEM,
+                    WAITING_FOR_AGENT_TEXT,
+                    {"buttons": [], "metadata": {"notice": "waiting_for_agent"}},
+                )
+            )
+        return Accepted(conversation, inbound, replies=replies)
+
+
+def _escalate_upset(
+    session: Session, settings: Settings, conversation: Conversation, inbound: Message
+) -> Accepted:
+    """A furious message goes straight to a person, who reads it as it was written."""
+    escalation = handoff.escalate(
+        session,
+        conversation,
+        "negative_sentiment",
+        policy=sla.load_policy(settings.sla_policy_file),
+        minutes_per_chat=settings.handoff_minutes_per_chat,
+        actor="customer",
+        detail=inbound.text[:500],
+    )
+    mark_processed(session, inbound)
+    notice = store_outbound(
+        session,
+        conversation,
+        AuthorKind.SYSTEM,
+        "I'm really sorry this has been so frustrating. I'm bringing in a person from our team, who "
+        f"will see everything you've written. {escalation.notice}",
+        {"buttons": [], "metadata": {"notice": "waiting_for_agent", "handoff": "negative_sentiment"}},
+    )
+    return Accepted(conversation, inbound, replies=[notice], escalated=True)
+
+
+def _handed_back_without_bot(session: Session, conversation: Conversation) -> bool:
+    """An agent handed the chat back but the bot never spoke after it (Rasa was away then)."""
+    previous = last_outbound(session, conversation)
+    return (
+        previous is not None and (previous.payload or {}).get("metadata", {}).get("notice") == "handed_back"
+    )
+
+
+def _should_announce_agent(session: Session, conversation: Conversation) -> bool:
+    """Say "a person will reply" once per wait: not again, and not once an agent is talking."""
+    previous = last_outbound(session, conversation)
+    if previous is None:
+        return True
+    if previous.author_kind == AuthorKind.AGENT:
+        return False
+    return (previous.payload or {}).get("metadata", {}).get("notice") != "waiting_for_agent"
+
+
+def _record_replies(
+    session: Session, accepted: Accepted, replies: list[BotReply]
+) -> tuple[str, list[Message]]:
+    with session.begin():
+        # Re-read: an action (escalation) may have changed the mode while Rasa was answering.
+        conversation = session.get_one(Conversation, accepted.conversation.id, populate_existing=True)
+        stored = [
+            store_outbound(session, conversation, AuthorKind.BOT, reply.text, reply.payload())
+            for reply in replies
+        ]
+        mark_processed(session, accepted.inbound)
+        conversation.updated_at = utcnow()
+        return conversation.mode.value, stored
+
+
+def _record_failure(session: Session, accepted: Accepted, error: str) -> tuple[str, list[Message]]:
+    with session.begin():
+        conversation = session.get_one(Conversation, accepted.conversation.id, populate_existing=True)
+        mark_failed(session, accepted.inbound, error)
+        fallback = store_outbound(
+            session,
+            conversation,
+            AuthorKind.SYSTEM,
+            FALLBACK_TEXT,
+            {"buttons": [], "metadata": {"notice": "bot_unavailable"}},
+        )
+        return conversation.mode.value, [fallback]
+
+
+async def _ask_bot(rasa: RasaClient, accepted: Accepted, text: str) -> list[BotReply]:
+    sender_id = accepted.conversation.sender_id
+    if accepted.resume_bot:
+        try:
+            await rasa.resume(sender_id)
+        except KefuError as exc:
+            # If Rasa is really down, send() below fails too and the customer gets the fallback.
+            logger.warning("could not resume Rasa conversation %s: %s", accepted.conversation.id, exc)
+    metadata = {
+        "channel": accepted.conversation.channel,
+        "conversation_id": accepted.conversation.id,
+        "message_id": accepted.inbound.id,
+    }
+    return await rasa.send(sender_id, text, metadata)
+
+
+def tell_consoles(
+    hub: LiveHub, conversation_id: int, mode: str, messages: list[Message], queue: bool
+) -> None:
+    """Push a chat's new messages to the live listeners, and a queue change when there is one."""
+    for message in messages:
+        hub.publish({"type": "message", "conversation_id": conversation_id, "message": message_json(message)})
+    if queue:
+        hub.publish({"type": "queue", "conversation_id": conversation_id, "mode": mode})
+
+
+async def handle_message(
+    session: Session,
+    settings: Settings,
+    rasa: RasaClient,
+    hub: LiveHub,
+    channel: str,
+    external_id: str,
+    text: str,
+    channel_message_id: str | None = None,
+    bot_text: str | None = None,
+) -> Handled:
+    """Store a customer's message, then let the bot answer it (or leave it for a person).
+
+    `text` is what the customer sent, as stored and shown to agents; `bot_text`, when given, is what
+    Rasa gets instead (a Telegram command such as /start becomes the greeting intent).
+    """
+    try:
+        accepted = await run_in_threadpool(
+            accept, session, settings, channel, external_id, text, channel_message_id
+        )
+    except IntegrityError:
+        if channel_message_id is None:
+            raise
+        # A concurrent request with the same channel message id stored it first: answer as its retry.
+        accepted = await run_in_threadpool(
+            accept, session, settings, channel, external_id, text, channel_message_id
+        )
+
+    conversation_id = accepted.conversation.id
+    if not accepted.send_to_bot:
+        mode = accepted.conversation.mode.value
+        # A message in a chat that waits for or has a person, and the notices it got, reach the
+        # consoles at once; a duplicate (retry) was already shown.
+        if not accepted.duplicate:
+            tell_consoles(hub, conversation_id, mode, [accepted.inbound, *accepted.replies], queue=True)
+        if accepted.escalated:
+            try:
+                await rasa.pause(accepted.conversation.sender_id)
+            except KefuError as exc:
+                # The gateway stops forwarding anyway while a person has the chat.
+                logger.warning("could not pause Rasa for conversation %s: %s", conversation_id, exc)
+        return Handled(conversation_id, mode, accepted.inbound, accepted.replies, accepted.duplicate)
+
+    # No transaction is open here: the database is never locked while Rasa thinks.
+    try:
+        replies = await _ask_bot(rasa, accepted, bot_text or text)
+    except Exception as exc:
+        if not isinstance(exc, KefuError):
+            logger.exception("unexpected error while asking Rasa (conversation %s)", conversation_id)
+        mode, stored = await run_in_threadpool(
+            _record_failure, session, accepted, str(exc) or type(exc).__name__
+        )
+    else:
+        if replies:
+            mode, stored = await run_in_threadpool(_record_replies, session, accepted, replies)
+        else:
+            # Every turn of ours says something; silence means a custom action failed inside Rasa
+            # (typically the action server is down), so the customer gets the polite fallback.
+            mode, stored = await run_in_threadpool(
+                _record_failure, session, accepted, "Rasa sent no reply; is the action server up?"
+            )
+    if mode != ConversationMode.BOT.value:
+        # The bot handed the chat to a person during this turn: the consoles see it queue up.
+        tell_consoles(hub, conversation_id, mode, [accepted.inbound, *stored], queue=True)
+    else:
+        # Only a wake-up for the chat's own live listeners (a widget's socket, the Telegram outbox);
+        # the consoles do not follow chats the bot is handling.
+        hub.publish({"type": "turn", "conversation_id": conversation_id})
+    return Handled(conversation_id, mode, accepted.inbound, stored, False)
