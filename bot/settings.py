@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_SECRET = "change-me"
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class Settings(BaseSettings):
@@ -33,6 +35,9 @@ class Settings(BaseSettings):
     rasa_timeout_seconds: float = 10.0
 
     max_message_chars: int = 2000
+    # Web sites that may embed the chat widget (cross-origin calls to /api/web/...): comma-separated
+    # origins such as "https://shop.example,https://www.shop.example"; "*" allows any site.
+    widget_allowed_origins: str = "*"
     # Failed order verifications allowed per conversation (and per order number) per hour.
     verification_max_failures: int = 5
     verification_window_minutes: int = 60
@@ -72,6 +77,36 @@ class Settings(BaseSettings):
     # A message scoring at or below this on the sentiment lexicon (bot/crm/sentiment.py) goes to a
     # person when negative_sentiment is on. -3 is roughly two strong insults or threats.
     sentiment_handoff_score: float = -3.0
+
+    # Telegram (python-telegram-bot). With no token, Telegram is off. "polling" needs no public
+    # address (local use, one gateway); "webhook" is for production: Telegram posts each update to
+    # TELEGRAM_WEBHOOK_URL (the gateway's /telegram/webhook behind your HTTPS address) with
+    # TELEGRAM_WEBHOOK_SECRET (1-256 of A-Z a-z 0-9 _ -) in a header; anything else gets 401.
+    telegram_bot_token: str = ""
+    telegram_mode: str = "polling"
+    telegram_webhook_url: str = ""
+    telegram_webhook_secret: str = ""
+    # The Bot API's address; tests point it at a fake server on loopback.
+    telegram_api_url: str = "https://api.telegram.org/bot"
+
+    @model_validator(mode="after")
+    def _check_telegram(self) -> Settings:
+        if not self.telegram_bot_token:
+            return self
+        if self.telegram_mode not in ("polling", "webhook"):
+            raise ValueError(f"TELEGRAM_MODE is {self.telegram_mode!r}; use 'polling' or 'webhook'")
+        if self.telegram_mode == "webhook":
+            if not self.telegram_webhook_url.startswith(("https://", "http://")):
+                raise ValueError(
+                    "TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_URL, the public address of the "
+                    "gateway's /telegram/webhook (https://... in production)"
+                )
+            if not _WEBHOOK_SECRET.fullmatch(self.telegram_webhook_secret):
+                raise ValueError(
+                    "TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET: 1-256 characters of "
+                    "A-Z a-z 0-9 _ - (Telegram's rule), e.g. from `openssl rand -hex 32`"
+                )
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

@@ -18,6 +18,10 @@ from bot.crm.models import (
     MessageStatus,
 )
 
+# Channels whose messages must be pushed to the customer: their outbound messages are stored queued
+# and delivered by the channel's outbox. The web chat reads its messages itself.
+PUSH_CHANNELS = frozenset({"telegram"})
+
 
 def find_conversation(session: Session, channel: str, external_id: str) -> Conversation | None:
     """The conversation a channel knows by `external_id`, or None if it has never written."""
@@ -84,7 +88,11 @@ def store_outbound(
     payload: dict[str, Any] | None = None,
     author_agent_id: int | None = None,
 ) -> Message:
-    """Store a message sent to the customer (by the bot, an agent or the system)."""
+    """Store a message sent to the customer (by the bot, an agent or the system).
+
+    On a push channel it is stored queued, in the same transaction as whatever caused it, so that a
+    reply is never lost between being decided and being sent.
+    """
     message = Message(
         conversation_id=conversation.id,
         channel=conversation.channel,
@@ -93,7 +101,7 @@ def store_outbound(
         author_agent_id=author_agent_id,
         text=text,
         payload=payload or {},
-        status=MessageStatus.SENT,
+        status=MessageStatus.QUEUED if conversation.channel in PUSH_CHANNELS else MessageStatus.SENT,
     )
     session.add(message)
     session.flush()

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     DateTime,
     Enum,
@@ -121,8 +122,12 @@ class MessageStatus(enum.StrEnum):
     RECEIVED = "received"
     PROCESSED = "processed"
     FAILED = "failed"
-    # Outbound messages are stored already sent.
+    # Outbound messages. The web chat reads them from the database, so they are stored already
+    # sent. Push channels (Telegram) store them queued; the outbox delivers each once, in order:
+    # queued -> sending -> sent, or failed when the channel refuses it for good.
     SENT = "sent"
+    QUEUED = "queued"
+    SENDING = "sending"
 
 
 class TicketStatus(enum.StrEnum):
@@ -361,7 +366,10 @@ class Conversation(Base):
 class Message(Base):
     __tablename__ = "messages"
     # A channel's own message id (Telegram update id, web client message id) is accepted once only.
-    __table_args__ = (UniqueConstraint("channel", "channel_message_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "channel_message_id"),
+        Index("ix_messages_channel_status", "channel", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(
@@ -377,6 +385,10 @@ class Message(Base):
     status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Outbox delivery (push channels): tries so far, when to try again, when the channel took it.
+    delivery_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
@@ -525,7 +537,7 @@ class CsatSurvey(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     # The ticket a score of 1 or 2 opened for the support lead.
     follow_up_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
-    delivery_attempts: Mapped[int] = mapped_column(default=0)
+    delivery_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     asked_at: Mapped[datetime | None]
     answered_at: Mapped[datetime | None]
@@ -695,3 +707,19 @@ class KbGap(Base):
     draft_article_id: Mapped[int | None] = mapped_column(ForeignKey("kb_articles.id", ondelete="SET NULL"))
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class TelegramUpdate(Base):
+    """An update Telegram delivered, stored before it is acknowledged: Telegram resends an update
+    after a timeout or an error, and each update id must be handled once (and, after a crash,
+    still handled)."""
+
+    __tablename__ = "telegram_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(index=True)
+
+    def __repr__(self) -> str:
+        return f"TelegramUpdate({self.update_id!r}, handled={self.handled_at is not None})"

@@ -148,10 +148,27 @@ def link_conversation(session: Session, conversation: Conversation, customer: Cu
         )
     ).first()
     if identity is None:
+        known_on = sorted(
+            set(
+                session.scalars(
+                    select(CustomerIdentity.channel).where(CustomerIdentity.customer_id == customer.id)
+                )
+            )
+        )
         session.add(
             CustomerIdentity(
                 customer_id=customer.id, channel=conversation.channel, external_id=conversation.external_id
             )
+        )
+        # One customer across channels (a Telegram chat, a browser): each new identity is recorded,
+        # with the channels the customer was already known on.
+        audit(
+            session,
+            "customer",
+            "identity_linked",
+            "customer",
+            customer.id,
+            {"channel": conversation.channel, "conversation_id": conversation.id, "known_on": known_on},
         )
     elif identity.customer_id != customer.id:
         # The same browser or chat proved another customer's order: the newest proof wins, audited.
