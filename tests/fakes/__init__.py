@@ -1,0 +1,1 @@
+"""Fakes of outside services (the Telegram Bot API) for tests and benchmarks."""
