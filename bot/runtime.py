@@ -43,9 +43,20 @@ def process_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def telegram_status(settings: Settings) -> str:
+    """One line for `make run`'s banner: whether the gateway talks to Telegram, and how."""
+    if not settings.telegram_bot_token:
+        return "off (set TELEGRAM_BOT_TOKEN in .env to connect a bot; see README)"
+    if settings.telegram_mode == "webhook":
+        return f"on, webhook at {settings.telegram_webhook_url}"
+    return "on, polling Telegram for updates"
+
+
 def main() -> None:
-    for name, value in process_env(get_settings()).items():
+    settings = get_settings()
+    for name, value in process_env(settings).items():
         print(f"export {name}={shlex.quote(value)}")
+    print(f"export KEFU_TELEGRAM_STATUS={shlex.quote(telegram_status(settings))}")
 
 
 if __name__ == "__main__":

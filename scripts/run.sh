@@ -17,6 +17,7 @@ cat <<MSG
     agent console    http://$KEFU_GATEWAY_HOST:$KEFU_GATEWAY_PORT/console
     lead console     http://$KEFU_GATEWAY_HOST:$KEFU_GATEWAY_PORT/console/lead
     health           http://$KEFU_GATEWAY_HOST:$KEFU_GATEWAY_PORT/healthz
+    Telegram         $KEFU_TELEGRAM_STATUS
     Rasa (loopback)  http://$KEFU_RASA_HOST:$KEFU_RASA_PORT   action server: port $KEFU_ACTIONS_PORT
   Demo logins (agent and lead consoles):
 $(.venv/bin/kefu demo-logins | sed 's/^/    /')

@@ -39,6 +39,9 @@ from bot.crm.models import (
 from bot.errors import BadRequest, Conflict, Forbidden, NotFound
 
 # Why a chat went to a person, in the words agents see in their queue.
+# An agent's reply: long enough for step-by-step instructions (Telegram gets it in parts).
+MAX_REPLY_CHARS = 8000
+
 REASONS = {
     "customer_asked": "asked for a person",
     "repeated_fallback": "the bot could not answer twice in a row",
@@ -395,8 +398,8 @@ def agent_reply(
     text = text.strip()
     if not text:
         raise BadRequest("the message is empty")
-    if len(text) > 4000:
-        raise BadRequest(f"the message is {len(text)} characters; the limit is 4000")
+    if len(text) > MAX_REPLY_CHARS:
+        raise BadRequest(f"the message is {len(text)} characters; the limit is {MAX_REPLY_CHARS}")
     conversation, handoff = _owned(session, conversation_id, agent)
     message = store_outbound(
         session, conversation, AuthorKind.AGENT, text, {"buttons": []}, author_agent_id=agent.id

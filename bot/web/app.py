@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -63,6 +64,28 @@ class DeclaredBodyLimit:
         await self.app(scope, receive, send)
 
 
+class PathScopedCORS:
+    """CORS for the web widget's API only (sites embedding the widget); other routes stay same-origin."""
+
+    def __init__(self, app: ASGIApp, path_prefix: str, allow_origins: list[str]) -> None:
+        self.app = app
+        self.path_prefix = path_prefix
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type"],
+            allow_credentials=False,
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.path_prefix):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """One session per request; routes open their own short transactions with `session.begin()`."""
     factory: sessionmaker[Session] = request.app.state.sessionmaker
@@ -97,6 +120,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     kb_index = LiveIndex(sessions, poll_seconds=settings.kb_poll_seconds)
     scheduler = Scheduler(sessions, rasa, settings)
     live = LiveHub()
+    telegram = None
+    if settings.telegram_bot_token:
+        from bot.channels.telegram import TelegramChannel
+
+        telegram = TelegramChannel(settings, sessions, rasa, live)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -106,9 +134,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             scheduler.start()
         if settings.kb_warm_up:
             embedding.warm_up()  # agents' suggestions and publishing need the encoder
+        if telegram is not None:
+            telegram.start()
         try:
             yield
         finally:
+            if telegram is not None:
+                await telegram.stop()
             await scheduler.stop()
             kb_index.stop()
             await rasa.aclose()
@@ -129,11 +161,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.kb_index = kb_index
     app.state.scheduler = scheduler
     app.state.live = live
+    app.state.telegram = telegram
     register_error_handlers(app)
 
     # Imported here because the routers import this module's dependencies (get_session ...).
+    from bot.channels.telegram import router as telegram_router
     from bot.channels.web import MAX_BODY_BYTES
     from bot.channels.web import router as web_router
+    from bot.channels.web_live import router as web_live_router
     from bot.web.auth import router as auth_router
     from bot.web.console_api import router as console_router
     from bot.web.console_pages import router as pages_router
@@ -142,6 +177,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from bot.web.tickets_api import router as tickets_router
 
     app.include_router(web_router)
+    app.include_router(telegram_router)
+    app.include_router(web_live_router)
     app.include_router(auth_router)
     app.include_router(kb_router)
     app.include_router(tickets_router)
@@ -149,7 +186,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console_router)
     app.include_router(pages_router)
     app.add_middleware(DeclaredBodyLimit, path_prefix=web_router.prefix, max_bytes=MAX_BODY_BYTES)
+    # Added last, so it is outermost: the body limit's 413 gets CORS headers too.
+    app.add_middleware(
+        PathScopedCORS,
+        path_prefix=web_router.prefix + "/",
+        allow_origins=[o.strip() for o in settings.widget_allowed_origins.split(",") if o.strip()],
+    )
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    app.mount("/widget", StaticFiles(directory=WEB_DIR / "static" / "widget"), name="widget")
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -158,7 +202,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _database_check(app.state.sessionmaker), rasa.status(), rasa.action_server_ok()
         )
         kb_ok = kb_index.ready
-        all_ok = db_ok and rasa_status["ok"] and actions_ok and kb_ok
+        telegram_ok = telegram is None or telegram.ready
+        all_ok = db_ok and rasa_status["ok"] and actions_ok and kb_ok and telegram_ok
         body: dict[str, Any] = {
             "status": "ok" if all_ok else "degraded",
             "database": {"ok": db_ok},
@@ -168,6 +213,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "ok": kb_ok,
                 "articles": len(kb_index.index()) if kb_ok else 0,
                 "generation": kb_index.generation,
+            },
+            "telegram": {
+                "enabled": telegram is not None,
+                "ok": telegram_ok,
+                **({"mode": settings.telegram_mode, "bot": telegram.username} if telegram else {}),
             },
         }
         return JSONResponse(body, status_code=200 if all_ok else 503)

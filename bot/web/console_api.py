@@ -56,7 +56,7 @@ SUGGESTIONS = 3
 
 
 class ReplyIn(BaseModel):
-    text: str = Field(min_length=1, max_length=4000)
+    text: str = Field(min_length=1, max_length=handoff.MAX_REPLY_CHARS)
 
 
 class TransferIn(BaseModel):
@@ -179,6 +179,8 @@ def _customer_panel(session: Session, customer: Customer, conversation_id: int) 
 def _message_view(message: Message, names: dict[int, str]) -> dict[str, Any]:
     view = message_json(message)
     view["status"] = message.status.value
+    if message.error:
+        view["error"] = message.error
     if message.author_agent_id is not None:
         view["agent_name"] = names.get(message.author_agent_id)
     return view

@@ -51,7 +51,7 @@ def stack_settings(workdir: Path) -> Settings:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Environment that makes every Kefu process read these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEFU_", "PYTEST_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEFU_", "PYTEST_", "TELEGRAM_"))}
     env.update(
         DATABASE_URL=settings.database_url,
         TRACKER_STORE_URL=settings.tracker_store_url,
@@ -61,6 +61,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
         GATEWAY_PORT=str(settings.gateway_port),
         SCHEDULER_INTERVAL_SECONDS=str(settings.scheduler_interval_seconds),
         SURVEY_QUIET_SECONDS=str(settings.survey_quiet_seconds),
+        TELEGRAM_BOT_TOKEN=settings.telegram_bot_token,
+        TELEGRAM_MODE=settings.telegram_mode,
+        TELEGRAM_WEBHOOK_URL=settings.telegram_webhook_url,
+        TELEGRAM_WEBHOOK_SECRET=settings.telegram_webhook_secret,
+        TELEGRAM_API_URL=settings.telegram_api_url,
         RASA_TELEMETRY_ENABLED="false",
         TF_CPP_MIN_LOG_LEVEL="2",
     )

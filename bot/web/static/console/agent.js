@@ -103,7 +103,12 @@
       el("span", { class: "message__time", text: new Date(message.created_at).toLocaleTimeString() }),
       el("p", { class: "message__text", text: message.text }),
     );
-    if (message.status === "failed") item.append(el("span", { class: "badge danger", text: "not answered: a part was down" }));
+    if (message.status === "failed") {
+      // An inbound message the bot could not handle, or an outbound one the channel refused for good.
+      const why = message.author === "customer" ? "not answered: a part was down" : `not delivered: ${message.error || "the channel refused it"}`;
+      item.append(el("span", { class: "badge danger", text: why }));
+    }
+    if (message.status === "queued" && message.error) item.append(el("span", { class: "badge", text: `delivery retrying: ${message.error}` }));
     if (message.buttons && message.buttons.length) {
       item.append(el("p", { class: "muted", text: `Buttons: ${message.buttons.map((b) => b.title).join(" · ")}` }));
     }

@@ -1,0 +1,5 @@
+"""Fixtures for the channels' tests: the fake Telegram Bot API (tests/fakes)."""
+
+from tests.fakes.fixtures import fake_telegram
+
+__all__ = ["fake_telegram"]
