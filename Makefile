@@ -4,7 +4,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test bench bench-kb bench-consoles setup train lint
+.PHONY: run test bench bench-kb bench-consoles bench-channels setup train lint
 
 ## Set up if needed, then run the assistant with demo data.
 run:
@@ -26,6 +26,10 @@ bench-kb:
 ## Hand-over benchmarks only: customer message -> agent console latency, dashboard query time.
 bench-consoles:
 	bash scripts/bench.sh consoles
+
+## Channel benchmarks only: widget bundle size and load time, Telegram webhook throughput (fake Bot API).
+bench-channels:
+	bash scripts/bench.sh channels
 
 setup:
 	bash scripts/bootstrap.sh

@@ -3,6 +3,8 @@
 # then the knowledge base (retrieval quality, search speed and memory), then the lead's dashboard.
 # `make bench-kb` (`bash scripts/bench.sh kb`): set up if needed, then the knowledge-base benchmarks only
 # (they need neither Rasa nor a trained model).
+# `make bench-channels` (`bash scripts/bench.sh channels`): the web widget's size and load time, and
+# Telegram webhook throughput against the fake Bot API; results in widget.json and telegram_webhook.json.
 # `bash scripts/bench.sh dashboard`: set up if needed, then only the support lead's dashboard over a year
 # of seeded history, on SQLite and on PostgreSQL when one answers (arguments in DASHBOARD_ARGS, e.g.
 # "--days 90 --runs 5" or "--postgres none").
@@ -40,6 +42,16 @@ if [ "${1:-}" = "consoles" ]; then
     exec .venv/bin/python -m benchmarks.dashboard ${DASHBOARD_ARGS:-}
 fi
 
+if [ "${1:-}" = "channels" ]; then
+    # The widget (bundle size, page load to ready) and Telegram (webhook throughput, fake Bot API).
+    shift
+    bash scripts/bootstrap.sh
+    bash scripts/provision_chromium.sh
+    bash scripts/train.sh
+    .venv/bin/python -m benchmarks.widget
+    exec .venv/bin/python -m benchmarks.telegram_webhook
+fi
+
 if [ "${1:-}" = "dashboard" ]; then
     shift
     if [ $# -gt 0 ]; then
@@ -65,4 +77,7 @@ if [ "$only_kb" = false ]; then
     .venv/bin/python -m benchmarks.console_latency
     # shellcheck disable=SC2086
     .venv/bin/python -m benchmarks.dashboard ${DASHBOARD_ARGS:-}
+    bash scripts/provision_chromium.sh
+    .venv/bin/python -m benchmarks.widget
+    .venv/bin/python -m benchmarks.telegram_webhook
 fi
