@@ -16,6 +16,7 @@ cat <<MSG
     demo chat        http://$KEFU_GATEWAY_HOST:$KEFU_GATEWAY_PORT/
     agent console    http://$KEFU_GATEWAY_HOST:$KEFU_GATEWAY_PORT/console
     lead console     http://$KEFU_GATEWAY_HOST:$KEFU_GATEWAY_PORT/console/lead
+    widget demo      http://$KEFU_GATEWAY_HOST:$KEFU_GATEWAY_PORT/widget/demo.html
     health           http://$KEFU_GATEWAY_HOST:$KEFU_GATEWAY_PORT/healthz
     Telegram         $KEFU_TELEGRAM_STATUS
     Rasa (loopback)  http://$KEFU_RASA_HOST:$KEFU_RASA_PORT   action server: port $KEFU_ACTIONS_PORT
