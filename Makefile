@@ -4,7 +4,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test bench bench-kb bench-consoles bench-channels setup train lint
+.PHONY: run test bench bench-kb bench-consoles bench-channels bench-nlu setup train lint
 
 ## Set up if needed, then run the assistant with demo data.
 run:
@@ -30,6 +30,10 @@ bench-consoles:
 ## Channel benchmarks only: widget bundle size and load time, Telegram webhook throughput (fake Bot API).
 bench-channels:
 	bash scripts/bench.sh channels
+
+## Language understanding only: intents on Bitext and our out-of-scope set, entities on our labelled set.
+bench-nlu:
+	bash scripts/bench.sh nlu
 
 setup:
 	bash scripts/bootstrap.sh
