@@ -5,6 +5,8 @@
 # (they need neither Rasa nor a trained model).
 # `make bench-channels` (`bash scripts/bench.sh channels`): the web widget's size and load time, and
 # Telegram webhook throughput against the fake Bot API; results in widget.json and telegram_webhook.json.
+# `make bench-nlu` (`bash scripts/bench.sh nlu`): intent accuracy on Bitext and our out-of-scope set, and
+# entity precision/recall; results in nlu.json and nlu_entities.json.
 # `bash scripts/bench.sh dashboard`: set up if needed, then only the support lead's dashboard over a year
 # of seeded history, on SQLite and on PostgreSQL when one answers (arguments in DASHBOARD_ARGS, e.g.
 # "--days 90 --runs 5" or "--postgres none").
@@ -52,6 +54,21 @@ if [ "${1:-}" = "channels" ]; then
     exec .venv/bin/python -m benchmarks.telegram_webhook
 fi
 
+if [ "${1:-}" = "nlu" ]; then
+    # Language understanding on data we did not write: Bitext's customer-service set and our
+    # out-of-scope set (intents), and our labelled entity set.
+    shift
+    bash scripts/bootstrap.sh
+    bash scripts/train.sh
+    .venv/bin/python -m benchmarks.nlu "$@"
+    .venv/bin/python -m benchmarks.nlu_entities
+    # Our own examples held out of training: the check `make test` is to run once it passes.
+    rm -rf var/rasa-nlu-results
+    PYTHONWARNINGS=ignore .venv-rasa/bin/rasa test nlu --model models/kefu.tar.gz --nlu tests/nlu/heldout.yml \
+        --out var/rasa-nlu-results --quiet > var/rasa-nlu-test.log 2>&1
+    exec .venv/bin/python -m tests.nlu.check var/rasa-nlu-results --min-accuracy 0.95
+fi
+
 if [ "${1:-}" = "dashboard" ]; then
     shift
     if [ $# -gt 0 ]; then
@@ -80,4 +97,6 @@ if [ "$only_kb" = false ]; then
     bash scripts/provision_chromium.sh
     .venv/bin/python -m benchmarks.widget
     .venv/bin/python -m benchmarks.telegram_webhook
+    .venv/bin/python -m benchmarks.nlu
+    .venv/bin/python -m benchmarks.nlu_entities
 fi
