@@ -228,7 +228,7 @@ def test_a_lead_publishes_an_article_and_the_bot_answers_with_it(stack: Stack, p
     log_in(page, stack, "/console/lead", "rui@kefu.example", DEMO_PASSWORD_LEAD)
     page.get_by_role("tab", name="Knowledge base").click()
     page.get_by_label("Search articles").fill("Gift wrapping")
-    page.get_by_role("button", name="Find").click()
+    page.get_by_role("button", name="Find", exact=True).click()
     page.get_by_role("button", name="Gift wrapping for orders").click()
     page.get_by_role("button", name="Approve and publish").click()
     expect(page.locator("#editor-state")).to_contain_text("customers get v1")
