@@ -42,4 +42,4 @@ train: setup
 	bash scripts/train.sh
 
 lint: setup
-	.venv/bin/ruff check bot actions knowledge_base tests benchmarks
+	.venv/bin/ruff check bot actions knowledge_base kefu_nlu tests benchmarks

