@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Trains the Rasa model only when config.yml, domain.yml or data/ changed since the last training.
+# Trains the Rasa model only when config.yml, domain.yml, data/ or kefu_nlu/ changed since the last training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-fingerprint=$(cat config.yml domain.yml $(find data -type f -name '*.yml' | sort) | sha256sum | cut -d' ' -f1)
+fingerprint=$(cat config.yml domain.yml $(find data -type f -name '*.yml' | sort) kefu_nlu/*.py | sha256sum | cut -d' ' -f1)
 if [ -f models/kefu.tar.gz ] && [ "$(cat models/.kefu-train-hash 2>/dev/null)" = "$fingerprint" ]; then
-    echo "[train] model is up to date with config.yml, domain.yml and data/"
+    echo "[train] model is up to date with config.yml, domain.yml, data/ and kefu_nlu/"
     exit 0
 fi
 echo "[train] training the Rasa model (a few minutes on 2 cores)..."

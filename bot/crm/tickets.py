@@ -54,7 +54,7 @@ def reference_for(ticket_id: int) -> str:
 
 def parse_reference(text: str) -> str | None:
     """`KF-000123` from what a customer typed ("kf000123", "#KF-000123 "), or None."""
-    match = re.search(r"\b[Kk][Ff]-?\s?(\d{6})\b", text or "")
+    match = re.search(r"\b[Kk][Ff][-_]?\s?(\d{6})\b", text or "")
     return f"KF-{match.group(1)}" if match else None
 
 

@@ -211,7 +211,14 @@ def test_a_second_complaint_finds_the_open_one_about_the_same_order(session: Ses
 
 @pytest.mark.parametrize(
     ("text", "reference"),
-    [("kf000123", "KF-000123"), ("#KF-000123 please", "KF-000123"), ("ticket KF-12", None), ("", None)],
+    [
+        ("kf000123", "KF-000123"),
+        ("#KF-000123 please", "KF-000123"),
+        ("my reference is KF 000045", "KF-000045"),
+        ("ticket KF_000222 is still open", "KF-000222"),
+        ("ticket KF-12", None),
+        ("", None),
+    ],
 )
 def test_parse_reference(text: str, reference: str | None) -> None:
     assert tickets.parse_reference(text) == reference
