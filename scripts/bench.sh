@@ -6,7 +6,8 @@
 # `make bench-channels` (`bash scripts/bench.sh channels`): the web widget's size and load time, and
 # Telegram webhook throughput against the fake Bot API; results in widget.json and telegram_webhook.json.
 # `make bench-nlu` (`bash scripts/bench.sh nlu`): intent accuracy on Bitext and our out-of-scope set, and
-# entity precision/recall; results in nlu.json and nlu_entities.json.
+# entity precision/recall, and `rasa train` time from nothing; results in nlu.json, nlu_entities.json
+# and nlu_train.json.
 # `bash scripts/bench.sh dashboard`: set up if needed, then only the support lead's dashboard over a year
 # of seeded history, on SQLite and on PostgreSQL when one answers (arguments in DASHBOARD_ARGS, e.g.
 # "--days 90 --runs 5" or "--postgres none").
@@ -62,7 +63,8 @@ if [ "${1:-}" = "nlu" ]; then
     bash scripts/train.sh
     .venv/bin/python -m benchmarks.nlu "$@"
     .venv/bin/python -m benchmarks.nlu_entities
-    # Our own examples held out of training: the check `make test` is to run once it passes.
+    .venv/bin/python -m benchmarks.nlu_train
+    # Our own examples held out of training: the check `make test` also runs.
     rm -rf var/rasa-nlu-results
     PYTHONWARNINGS=ignore .venv-rasa/bin/rasa test nlu --model models/kefu.tar.gz --nlu tests/nlu/heldout.yml \
         --out var/rasa-nlu-results --quiet > var/rasa-nlu-test.log 2>&1
@@ -99,4 +101,5 @@ if [ "$only_kb" = false ]; then
     .venv/bin/python -m benchmarks.telegram_webhook
     .venv/bin/python -m benchmarks.nlu
     .venv/bin/python -m benchmarks.nlu_entities
+    .venv/bin/python -m benchmarks.nlu_train
 fi

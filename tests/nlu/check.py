@@ -1,6 +1,6 @@
 """The fast NLU check: the intent accuracy Rasa measured on tests/nlu/heldout.yml (our own examples,
-held out of training) must reach the minimum, or it fails and lists the misread ones. `make bench-nlu`
-runs it; `make test` will once the model passes it (issue 8).
+held out of training) must reach the minimum, or it fails and lists the misread ones. `make test` and
+`make bench-nlu` run it.
 
 `.venv/bin/python -m tests.nlu.check var/rasa-nlu-results --min-accuracy 0.95`, after
 `rasa test nlu --nlu tests/nlu/heldout.yml --out var/rasa-nlu-results`.
