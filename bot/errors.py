@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -134,6 +136,23 @@ async def _http_error_handler(_request: Request, exc: Exception) -> JSONResponse
     return response
 
 
+DATABASE_DOWN_TEXT = (
+    "Sorry, we can't take messages for a moment. Nothing you sent before is lost; please send this "
+    "one again in a minute (the chat widget does it by itself)."
+)
+DATABASE_RETRY_AFTER_SECONDS = 15
+
+
+async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """The database is unreachable (down, refusing connections, pool exhausted): 503, and say so."""
+    logger.error(
+        "database unavailable on %s %s: %s", request.method, request.url.path, str(exc).splitlines()[0]
+    )
+    response = error_response(503, DATABASE_DOWN_TEXT)
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
 async def _unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "something went wrong on our side; please try again in a minute")
@@ -144,4 +163,8 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KefuError, _kefu_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    # OperationalError: connection refused or lost; InterfaceError: a closed connection;
+    # TimeoutError: no pooled connection came free in time.
+    for database_error in (OperationalError, InterfaceError, SQLAlchemyTimeoutError):
+        app.add_exception_handler(database_error, _database_error_handler)
     app.add_exception_handler(Exception, _unexpected_error_handler)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,28 +89,53 @@ class RasaClient:
     """Talks to Rasa over loopback; one per app, closed when the app shuts down."""
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.rasa_url = settings.rasa_url.rstrip("/")
-        self.action_server_url = settings.action_server_url.rstrip("/")
+        self.rasa_urls = settings.rasa_urls
+        self.action_server_urls = settings.action_server_urls
         self._token = settings.rasa_token
         self._http = httpx.AsyncClient(timeout=settings.rasa_timeout_seconds, transport=transport)
+
+    @property
+    def rasa_url(self) -> str:
+        """The first Rasa replica (the only one unless RASA_URL lists several)."""
+        return self.rasa_urls[0]
+
+    def replicas_for(self, sender_id: str) -> list[str]:
+        """The Rasa replicas in the order a conversation tries them: its own first (a hash of the
+        sender id, so one conversation keeps to one replica), then the others in turn."""
+        first = zlib.crc32(sender_id.encode()) % len(self.rasa_urls)
+        return self.rasa_urls[first:] + self.rasa_urls[:first]
+
+    async def _post(self, sender_id: str, path: str, **kwargs: Any) -> tuple[str, httpx.Response]:
+        """POST to the conversation's replica; another replica only when that one refuses the
+        connection (the request never arrived, so nothing is done twice). Trackers and locks are
+        shared (SQL tracker store, Redis lock store), so any replica can carry the conversation on."""
+        replicas = self.replicas_for(sender_id)
+        for number, base in enumerate(replicas, start=1):
+            try:
+                return base, await self._http.post(f"{base}{path}", **kwargs)
+            except httpx.ConnectError:
+                if number == len(replicas):
+                    raise
+                logger.warning("Rasa at %s refuses connections; trying %s", base, replicas[number])
+        raise AssertionError("unreachable: there is always one replica")
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
     async def send(self, sender_id: str, text: str, metadata: dict[str, Any]) -> list[BotReply]:
         """Send a customer's message to Rasa's REST channel and return the bot's replies."""
-        url = f"{self.rasa_url}/webhooks/rest/webhook"
+        where = self.replicas_for(sender_id)[0]
         try:
-            response = await self._http.post(
-                url, json={"sender": sender_id, "message": text, "metadata": metadata}
+            where, response = await self._post(
+                sender_id,
+                "/webhooks/rest/webhook",
+                json={"sender": sender_id, "message": text, "metadata": metadata},
             )
         except httpx.TimeoutException as exc:
-            raise RasaUnavailable(
-                f"Rasa at {self.rasa_url} did not answer in time ({type(exc).__name__})"
-            ) from exc
+            raise RasaUnavailable(f"Rasa at {where} did not answer in time ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             raise RasaUnavailable(
-                f"cannot reach Rasa at {self.rasa_url} ({type(exc).__name__}: {exc}); is `rasa run` up?"
+                f"cannot reach Rasa at {where} ({type(exc).__name__}: {exc}); is `rasa run` up?"
             ) from exc
         if response.status_code != 200:
             raise RasaUnavailable(
@@ -130,13 +157,14 @@ class RasaClient:
         """Inject an intent the customer did not type (a survey after a resolved ticket) and return
         what the bot said in response."""
         try:
-            response = await self._http.post(
-                f"{self.rasa_url}/conversations/{sender_id}/trigger_intent",
+            _where, response = await self._post(
+                sender_id,
+                f"/conversations/{sender_id}/trigger_intent",
                 params={"token": self._token},
                 json={"name": intent, "entities": entities or {}},
             )
         except httpx.HTTPError as exc:
-            raise RasaUnavailable(f"cannot reach Rasa at {self.rasa_url} ({type(exc).__name__})") from exc
+            raise RasaUnavailable(f"cannot reach Rasa ({type(exc).__name__})") from exc
         if response.status_code != 200:
             raise RasaUnavailable(
                 f"Rasa refused the intent {intent}: HTTP {response.status_code} {response.text[:300]}"
@@ -161,29 +189,47 @@ class RasaClient:
 
     async def _append_event(self, sender_id: str, event: str, *more: dict[str, Any]) -> None:
         try:
-            response = await self._http.post(
-                f"{self.rasa_url}/conversations/{sender_id}/tracker/events",
+            _where, response = await self._post(
+                sender_id,
+                f"/conversations/{sender_id}/tracker/events",
                 params={"token": self._token},
                 json=[{"event": event}, *more],
             )
         except httpx.HTTPError as exc:
-            raise RasaUnavailable(f"cannot reach Rasa at {self.rasa_url} ({type(exc).__name__})") from exc
+            raise RasaUnavailable(f"cannot reach Rasa ({type(exc).__name__})") from exc
         if response.status_code != 200:
             raise RasaUnavailable(
                 f"Rasa refused to {event} the conversation: HTTP {response.status_code} {response.text[:300]}"
             )
 
     async def status(self) -> dict[str, Any]:
-        """Whether Rasa is up and has a model loaded: `{"ok", "model_loaded", "detail"}`."""
+        """Whether every Rasa replica is up with a model: `{"ok", "model_loaded", "detail"}`, plus
+        `replicas` (each one's own status) when there are several."""
+        states = await asyncio.gather(*(self._replica_status(url) for url in self.rasa_urls))
+        if len(states) == 1:
+            return states[0]
+        down = [
+            f"{url}: {state['detail']}"
+            for url, state in zip(self.rasa_urls, states, strict=True)
+            if not state["ok"]
+        ]
+        return {
+            "ok": not down,
+            "model_loaded": all(state["model_loaded"] for state in states),
+            "detail": "; ".join(down) if down else f"{len(states)} replicas with a model",
+            "replicas": [{"url": url, **state} for url, state in zip(self.rasa_urls, states, strict=True)],
+        }
+
+    async def _replica_status(self, base: str) -> dict[str, Any]:
         try:
             response = await self._http.get(
-                f"{self.rasa_url}/status", params={"token": self._token}, timeout=HEALTH_TIMEOUT_SECONDS
+                f"{base}/status", params={"token": self._token}, timeout=HEALTH_TIMEOUT_SECONDS
             )
         except httpx.HTTPError as exc:
             return {
                 "ok": False,
                 "model_loaded": False,
-                "detail": f"cannot reach Rasa at {self.rasa_url} ({type(exc).__name__}); is `rasa run` up?",
+                "detail": f"cannot reach Rasa at {base} ({type(exc).__name__}); is `rasa run` up?",
             }
         if response.status_code == 200:
             try:
@@ -212,11 +258,12 @@ class RasaClient:
         }
 
     async def action_server_ok(self) -> bool:
-        """Whether the action server answers its health check."""
+        """Whether every action server answers its health check."""
+        return all(await asyncio.gather(*(self._action_server_ok(url) for url in self.action_server_urls)))
+
+    async def _action_server_ok(self, base: str) -> bool:
         try:
-            response = await self._http.get(
-                f"{self.action_server_url}/health", timeout=HEALTH_TIMEOUT_SECONDS
-            )
+            response = await self._http.get(f"{base}/health", timeout=HEALTH_TIMEOUT_SECONDS)
         except httpx.HTTPError:
             return False
         return response.status_code == 200

@@ -1,4 +1,5 @@
-"""Scheduled jobs in the gateway: SLA breaches, closing resolved tickets, surveys, nightly scoring.
+"""Scheduled jobs in the gateway: unanswered messages, SLA breaches, closing resolved tickets,
+surveys, nightly scoring.
 
 Every gateway runs the scheduler; a lease row per job (`job_leases`) makes sure only one replica
 runs a job at a time, so several gateways never double an SLA event or send a survey twice.
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from bot.channels.recovery import PendingAnswers
 from bot.crm import csat, sla, tickets
 from bot.crm.conversations import store_outbound
 from bot.crm.models import (
@@ -37,6 +39,7 @@ from bot.crm.models import (
 from bot.errors import KefuError
 from bot.rasa_client import BotReply, RasaClient
 from bot.settings import Settings
+from bot.web.live import LiveHub
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +95,21 @@ class Job:
 class Scheduler:
     """Runs each job at its interval in the background of the gateway's event loop."""
 
-    def __init__(self, sessions: sessionmaker[Session], rasa: RasaClient, settings: Settings) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        rasa: RasaClient,
+        settings: Settings,
+        hub: LiveHub | None = None,
+    ) -> None:
         self.sessions = sessions
         self.rasa = rasa
         self.settings = settings
         self.holder = holder_id()
         self._task: asyncio.Task[None] | None = None
+        self.pending_answers = PendingAnswers(sessions, rasa, settings, hub)
         self.jobs = [
+            Job("answer_pending", timedelta(seconds=0), self.pending_answers.run),
             Job("sla_breaches", timedelta(seconds=0), self.check_sla),
             Job("close_resolved", timedelta(minutes=10), self.close_resolved),
             Job("expire_surveys", timedelta(minutes=10), self.expire_surveys),

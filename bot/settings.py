@@ -22,19 +22,41 @@ class Settings(BaseSettings):
     # "development" (default) or "production"; production refuses placeholder secrets.
     kefu_env: str = "development"
     database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'kefu.db'}"
-    # Rasa's conversation trackers (its SQL tracker store); a SQLite file by default.
-    tracker_store_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'rasa-tracker.db'}"
+    # Rasa's conversation trackers (its SQL tracker store). Empty: a SQLite file of its own beside a
+    # SQLite CRM, or Rasa's `events` table in the CRM's own database on PostgreSQL.
+    tracker_store_url: str = ""
     secret_key: str = PLACEHOLDER_SECRET
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    # Several gateways behind one address (a reverse proxy): `make run` starts this many on
+    # gateway_port, gateway_port + 1, ... They share the database and, with redis_url, live events.
+    gateway_replicas: int = 1
     # Rasa and the action server listen on loopback only: the gateway is the only public process.
+    # Several replicas: comma-separated URLs. The gateway sends each conversation to one Rasa
+    # (a hash of its sender id; the next one if that one refuses connections), and each Rasa
+    # calls one action server (Rasa number i uses action server i modulo their number).
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: str = PLACEHOLDER_SECRET
     action_server_url: str = "http://127.0.0.1:5055"
     rasa_timeout_seconds: float = 10.0
+    # A customer message that could not be answered (Rasa, an action server, Redis or the database
+    # down) is retried by the scheduler once they are back; after this many minutes it goes to a person.
+    pending_retry_minutes: float = 30.0
+
+    # Redis (redis://host:port/db): Rasa's lock store, so that replicas never handle one
+    # conversation's messages at once, and live events between gateways (an agent on one gateway sees
+    # chats arriving on another). Empty: one process of each, locks and events kept in memory.
+    redis_url: str = ""
+    # Prefix of Kefu's Redis keys and channel (letters and digits), so several Kefus can share one Redis.
+    redis_namespace: str = "kefu"
 
     max_message_chars: int = 2000
+    # POST /api/web/messages and new /api/web/live sockets allowed per minute (a sliding window) per
+    # visitor id and per client address; over it, 429 with Retry-After. 0 switches a limit off. With
+    # redis_url the counts are shared by every gateway (and ignored, never enforced, while Redis is down).
+    web_rate_per_minute: int = 30
+    web_rate_per_address_per_minute: int = 300
     # Web sites that may embed the chat widget (cross-origin calls to /api/web/...): comma-separated
     # origins such as "https://shop.example,https://www.shop.example"; "*" allows any site.
     widget_allowed_origins: str = "*"
@@ -86,6 +108,9 @@ class Settings(BaseSettings):
     telegram_mode: str = "polling"
     telegram_webhook_url: str = ""
     telegram_webhook_secret: str = ""
+    # Polling mode: whether this gateway reads updates. Telegram allows one reader per bot, so with
+    # several gateways `make run` lets the first one poll; every gateway still sends replies.
+    telegram_receive: bool = True
     # The Bot API's address; tests point it at a fake server on loopback.
     telegram_api_url: str = "https://api.telegram.org/bot"
 
@@ -109,6 +134,23 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _default_tracker_store(self) -> Settings:
+        if not self.tracker_store_url:
+            own_file = f"sqlite:///{PROJECT_ROOT / 'var' / 'rasa-tracker.db'}"
+            self.tracker_store_url = own_file if self.is_sqlite else self.database_url
+        return self
+
+    @model_validator(mode="after")
+    def _check_redis(self) -> Settings:
+        if not self.redis_namespace.isalnum():
+            raise ValueError(f"REDIS_NAMESPACE is {self.redis_namespace!r}; use letters and digits only")
+        if self.redis_url and not self.redis_url.startswith("redis://"):
+            raise ValueError(f"REDIS_URL must look like redis://host:6379/0, not {self.redis_url!r}")
+        if self.gateway_replicas < 1:
+            raise ValueError("GATEWAY_REPLICAS must be 1 or more")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.kefu_env == "production":
             for name in ("secret_key", "rasa_token"):
@@ -126,8 +168,23 @@ class Settings(BaseSettings):
         }
 
     @property
+    def rasa_urls(self) -> list[str]:
+        return _url_list(self.rasa_url, "RASA_URL")
+
+    @property
+    def action_server_urls(self) -> list[str]:
+        return _url_list(self.action_server_url, "ACTION_SERVER_URL")
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _url_list(value: str, name: str) -> list[str]:
+    urls = [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
+    if not urls:
+        raise ValueError(f"{name} is empty; give at least one http://host:port")
+    return urls
 
 
 @lru_cache(maxsize=1)

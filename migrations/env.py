@@ -30,9 +30,16 @@ def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str |
     return False
 
 
+def _ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Autogenerate leaves alone tables it finds but Kefu does not define: Rasa's tracker store keeps
+    its `events` table in the CRM's database on PostgreSQL."""
+    return not (type_ == "table" and reflected and compare_to is None)
+
+
 def _configure(**kwargs: Any) -> None:
     context.configure(
         target_metadata=target_metadata,
+        include_object=_ours,
         # Batch operations let one migration ALTER tables on SQLite (by copying) and on PostgreSQL.
         render_as_batch=True,
         compare_type=True,

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# `make run`: set up if needed, migrate, seed demo data, train if needed, start all processes.
+# `make run`: set up if needed, migrate, seed demo data (not with KEFU_ENV=production), train if needed,
+# start all processes (the Procfile, or var/Procfile.replicas when several replicas are configured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh
+eval "$(.venv/bin/python -m bot.runtime)"
 .venv/bin/kefu db upgrade
-.venv/bin/kefu db seed
+if [ "$KEFU_DEMO_DATA" = 1 ]; then
+    .venv/bin/kefu db seed  # demo customers and orders; never with KEFU_ENV=production
+fi
 .venv/bin/kefu kb import
 bash scripts/train.sh
-
-eval "$(.venv/bin/python -m bot.runtime)"
 cat <<MSG
 
   Kefu is starting (Ctrl-C stops everything):
@@ -20,9 +22,14 @@ cat <<MSG
     health           http://$KEFU_GATEWAY_HOST:$KEFU_GATEWAY_PORT/healthz
     Telegram         $KEFU_TELEGRAM_STATUS
     Rasa (loopback)  http://$KEFU_RASA_HOST:$KEFU_RASA_PORT   action server: port $KEFU_ACTIONS_PORT
-  Demo logins (agent and lead consoles):
-$(.venv/bin/kefu demo-logins | sed 's/^/    /')
-  Demo customers to try: see "Try it" in README.md (e.g. order 100001 with ana.souza@example.com)
+    processes        $KEFU_REPLICAS_STATUS
+$(if [ "$KEFU_DEMO_DATA" = 1 ]; then
+    echo "  Demo logins (agent and lead consoles):"
+    .venv/bin/kefu demo-logins | sed 's/^/    /'
+    echo "  Demo customers to try: see \"Try it\" in README.md (e.g. order 100001 with ana.souza@example.com)"
+else
+    echo "  Production: no demo data; create console accounts with \`kefu agents create\`."
+fi)
 
 MSG
-exec .venv/bin/honcho start -f Procfile
+exec .venv/bin/honcho start -f "$KEFU_PROCFILE"

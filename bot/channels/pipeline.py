@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from starlette.concurrency import run_in_threadpool
 
+from bot.channels import guard
 from bot.crm import handoff, sentiment, sla, tickets
 from bot.crm.conversations import (
     find_message_by_channel_id,
@@ -37,8 +38,8 @@ from bot.web.live import LiveHub
 logger = logging.getLogger(__name__)
 
 FALLBACK_TEXT = (
-    "Sorry, I can't answer right now. Your message is saved and our team can see it. "
-    "Please try again in a minute."
+    "Sorry, I can't answer right now. Your message is saved: I'll answer it here as soon as I can, "
+    "or a person from our team will."
 )
 WAITING_FOR_AGENT_TEXT = "A person from our team will reply here shortly."
 
@@ -240,6 +241,18 @@ async def _ask_bot(rasa: RasaClient, accepted: Accepted, text: str) -> list[BotR
         "conversation_id": accepted.conversation.id,
         "message_id": accepted.inbound.id,
     }
+    if guard.looks_like_intent(text):
+        # Rasa reads "/intent{...}" as an intent with entities: only a click on a button the bot
+        # offered may send one. The pipeline's session has no transaction open here.
+        session = object_session(accepted.inbound)
+        offered = (
+            await run_in_threadpool(
+                guard.offered_payloads, session, accepted.conversation.id, accepted.inbound.id
+            )
+            if session is not None
+            else frozenset()
+        )
+        text = guard.text_for_bot(text, offered, accepted.inbound.text)
     return await rasa.send(sender_id, text, metadata)
 
 

@@ -519,7 +519,7 @@ class TelegramChannel:
                 secret_token=self.settings.telegram_webhook_secret,
                 allowed_updates=ALLOWED_UPDATES,
             )
-        else:
+        elif self.settings.telegram_receive:
             assert self.application.updater is not None
             await self.application.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=20)
         self.outbox.start()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -17,6 +19,7 @@ from bot.errors import BadRequest
 from bot.rasa_client import RasaClient
 from bot.settings import Settings
 from bot.web.app import get_app_settings, get_rasa_client, get_session
+from bot.web.ratelimit import Refusal, WebRateLimits, web_rate_limits
 
 __all__ = ["FALLBACK_TEXT", "WAITING_FOR_AGENT_TEXT", "message_json", "router"]
 
@@ -26,7 +29,39 @@ MAX_ID_CHARS = 128
 # Generous for 2,000 characters even when every one is a JSON-escaped surrogate pair.
 MAX_BODY_BYTES = 64 * 1024
 
-router = APIRouter(prefix="/api/web", tags=["web channel"])
+
+@asynccontextmanager
+async def _rate_limits_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The widget API's rate limits live as long as the app (and close their Redis connections)."""
+    limits = web_rate_limits(app.state.settings)
+    app.state.web_rate_limits = limits
+    try:
+        yield
+    finally:
+        await limits.aclose()
+
+
+# The lifespan is merged into the app's when the router is included.
+router = APIRouter(prefix="/api/web", tags=["web channel"], lifespan=_rate_limits_lifespan)
+
+
+def rate_limits_of(app: FastAPI) -> WebRateLimits:
+    """The app's web rate limits (made here when the app runs without its lifespan, as some tests do)."""
+    limits: WebRateLimits | None = getattr(app.state, "web_rate_limits", None)
+    if limits is None:
+        limits = app.state.web_rate_limits = web_rate_limits(app.state.settings)
+    return limits
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def too_many_messages(refusal: Refusal) -> str:
+    return (
+        f"too many messages from {refusal.limit.subject} in a minute (the limit is {refusal.limit.limit}); "
+        f"this one was not saved: send it again in {refusal.retry_after_seconds} seconds"
+    )
 
 
 class WebMessageIn(BaseModel):
@@ -62,10 +97,15 @@ def check_text(value: str, limit: int) -> str:
     return text
 
 
-@router.post("/messages", max_body_size=MAX_BODY_BYTES)
+@router.post(
+    "/messages",
+    max_body_size=MAX_BODY_BYTES,
+    responses={429: {"description": "Too many messages in a minute; nothing was stored. See Retry-After."}},
+)
 async def post_message(
     body: WebMessageIn,
     request: Request,
+    response: Response,
     session: Annotated[Session, Depends(get_session)],
     settings: Annotated[Settings, Depends(get_app_settings)],
     rasa: Annotated[RasaClient, Depends(get_rasa_client)],
@@ -76,6 +116,13 @@ async def post_message(
     client_message_id = (
         check_id(body.client_message_id, "client_message_id") if body.client_message_id is not None else None
     )
+    refusal = await rate_limits_of(request.app).check("messages", visitor, client_address(request))
+    if refusal is not None:
+        # Refused before anything is stored; the widget keeps the message and sends it again later.
+        # retry_after is in the body too: a page on another site cannot read the Retry-After header.
+        response.status_code = 429
+        response.headers["Retry-After"] = str(refusal.retry_after_seconds)
+        return {"error": too_many_messages(refusal), "retry_after": refusal.retry_after_seconds}
 
     handled = await handle_message(
         session, settings, rasa, request.app.state.live, CHANNEL, visitor, text, client_message_id

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from bot.channels.web import CHANNEL, check_id, message_json
+from bot.channels.web import CHANNEL, check_id, message_json, rate_limits_of
 from bot.crm.conversations import find_conversation
 from bot.crm.models import Message
 from bot.errors import BadRequest
@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 RECHECK_SECONDS = 3.0
 # Close codes the widget understands: 4400 = the request itself is wrong, do not retry as it is.
 CLOSE_BAD_REQUEST = 4400
+# 4429 = too many new sockets in a minute: the widget polls meanwhile and reconnects later.
+CLOSE_TOO_MANY = 4429
 # One look at the database sends at most this many messages; the next look sends the rest.
 BATCH_LIMIT = 500
 
@@ -151,6 +153,14 @@ async def live(websocket: WebSocket) -> None:
     except BadRequest as error:
         # Close reasons are limited to 123 bytes; ours are shorter.
         await websocket.close(code=CLOSE_BAD_REQUEST, reason=str(error)[:120])
+        return
+    address = websocket.client.host if websocket.client else None
+    refusal = await rate_limits_of(websocket.app).check("live", visitor, address)
+    if refusal is not None:
+        await websocket.close(
+            code=CLOSE_TOO_MANY,
+            reason=f"too many connections; try again in {refusal.retry_after_seconds} seconds",
+        )
         return
 
     me = LiveVisitor(websocket, visitor, after)

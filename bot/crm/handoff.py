@@ -48,6 +48,7 @@ REASONS = {
     "severe_complaint": "serious complaint",
     "vip_complaint": "complaint from a VIP customer",
     "negative_sentiment": "very upset customer",
+    "bot_unavailable": "the bot could not answer for a while (a part was down)",
 }
 # Asking for a person always works; the automatic triggers can be switched off (HANDOFF_TRIGGERS).
 ALWAYS_ON = "customer_asked"
@@ -57,6 +58,7 @@ _SEVERITY = {
     "severe_complaint": Severity.HIGH,
     "vip_complaint": Severity.MEDIUM,
     "negative_sentiment": Severity.MEDIUM,
+    "bot_unavailable": Severity.MEDIUM,
 }
 # An agent counts as online when their console has been connected within this time.
 ONLINE_WINDOW = timedelta(seconds=60)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
-from sqlalchemy import Engine, MetaData, create_engine, pool
+from sqlalchemy import Engine, MetaData, create_engine, pool, text
 from sqlalchemy.engine import make_url
 
 from bot.crm.db import normalise_database_url
@@ -27,10 +28,36 @@ def alembic_config(settings: Settings) -> Config:
     return config
 
 
+# Any fixed number: the key of the PostgreSQL advisory lock that serialises migrations.
+MIGRATION_LOCK_KEY = 0x4B454655  # "KEFU"
+
+
 def upgrade_database(settings: Settings, revision: str = "head") -> None:
-    """Bring the schema up to `revision` (the newest by default); a no-op when it is already there."""
+    """Bring the schema up to `revision` (the newest by default); a no-op when it is already there.
+
+    On PostgreSQL an advisory lock makes machines that start at the same moment migrate one after
+    the other: the second finds the schema up to date.
+    """
     _create_sqlite_directory(settings.database_url)
-    command.upgrade(alembic_config(settings), revision)
+    with _migration_lock(settings):
+        command.upgrade(alembic_config(settings), revision)
+
+
+@contextlib.contextmanager
+def _migration_lock(settings: Settings) -> Iterator[None]:
+    if settings.is_sqlite:
+        yield  # SQLite locks the file for the migration's transaction already
+        return
+    engine = _plain_engine(settings)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    finally:
+        engine.dispose()
 
 
 def new_revision(settings: Settings, message: str) -> Path:

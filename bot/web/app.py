@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.crm.db import database_ok, make_engine, make_sessionmaker
 from bot.errors import error_response, register_error_handlers
+from bot.logsafe import install as redact_secrets_in_logs
 from bot.rasa_client import HEALTH_TIMEOUT_SECONDS, RasaClient
 from bot.scheduler import Scheduler
 from bot.settings import Settings, get_settings
@@ -113,13 +114,14 @@ async def _database_check(factory: sessionmaker[Session]) -> bool:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway app; tests pass their own settings (temporary database, unused ports)."""
     settings = settings or get_settings()
+    redact_secrets_in_logs(settings)  # first: Telegram's start-up logs URLs that hold its token
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     rasa = RasaClient(settings)
     # Agents' suggestions and the search API; publishing embeds with the same encoder.
     kb_index = LiveIndex(sessions, poll_seconds=settings.kb_poll_seconds)
-    scheduler = Scheduler(sessions, rasa, settings)
-    live = LiveHub()
+    live = LiveHub(settings.redis_url, channel=f"{settings.redis_namespace}:live")
+    scheduler = Scheduler(sessions, rasa, settings, live)
     telegram = None
     if settings.telegram_bot_token:
         from bot.channels.telegram import TelegramChannel
@@ -142,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if telegram is not None:
                 await telegram.stop()
             await scheduler.stop()
+            await live.aclose()
             kb_index.stop()
             await rasa.aclose()
             engine.dispose()
@@ -203,7 +206,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         kb_ok = kb_index.ready
         telegram_ok = telegram is None or telegram.ready
-        all_ok = db_ok and rasa_status["ok"] and actions_ok and kb_ok and telegram_ok
+        redis_ok = live.relay_ok
+        all_ok = db_ok and rasa_status["ok"] and actions_ok and kb_ok and telegram_ok and redis_ok
         body: dict[str, Any] = {
             "status": "ok" if all_ok else "degraded",
             "database": {"ok": db_ok},
@@ -214,6 +218,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "articles": len(kb_index.index()) if kb_ok else 0,
                 "generation": kb_index.generation,
             },
+            # Live events between gateways (and Rasa's conversation locks) when REDIS_URL is set.
+            "redis": {"enabled": bool(settings.redis_url), "ok": redis_ok},
             "telegram": {
                 "enabled": telegram is not None,
                 "ok": telegram_ok,

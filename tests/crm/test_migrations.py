@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,19 @@ def test_upgrade_head_on_postgres(postgres_settings: Settings) -> None:
 
     reset_database(settings)
     assert _table_names(settings) == set(Base.metadata.tables) | {"alembic_version"}
+
+
+@pytest.mark.postgres
+def test_machines_starting_together_migrate_one_after_the_other(postgres_settings: Settings) -> None:
+    # Two machines run `kefu db upgrade` at the same moment on an empty database. Without the lock
+    # their DDL transactions wait on each other (seen: a deadlock that hangs), hence the timeout.
+    pool_ = ThreadPoolExecutor(max_workers=2)
+    outcomes = [pool_.submit(upgrade_database, postgres_settings) for _ in range(2)]
+    try:
+        for outcome in outcomes:
+            outcome.result(timeout=120)  # raises if either failed or hangs
+    finally:
+        pool_.shutdown(wait=False)
+
+    assert database_revision(postgres_settings) == head_revision(postgres_settings)
+    assert _schema_differences(postgres_settings) == []

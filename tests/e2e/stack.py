@@ -66,6 +66,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         TELEGRAM_WEBHOOK_URL=settings.telegram_webhook_url,
         TELEGRAM_WEBHOOK_SECRET=settings.telegram_webhook_secret,
         TELEGRAM_API_URL=settings.telegram_api_url,
+        REDIS_URL=settings.redis_url,
+        REDIS_NAMESPACE=settings.redis_namespace,
+        GATEWAY_REPLICAS=str(settings.gateway_replicas),
         RASA_TELEMETRY_ENABLED="false",
         TF_CPP_MIN_LOG_LEVEL="2",
     )

@@ -44,6 +44,8 @@
     serverError: "Something went wrong on our side. Please try again in a minute.",
     empty: "Type a message first.",
     personComing: "A person from our team is already on the way. Write here and they'll see it.",
+    slowDown: (seconds) =>
+      `You're sending messages faster than we can take them. Yours will go out in about ${seconds} s.`,
   };
 
   function cleanText(value, limit) {
@@ -600,9 +602,10 @@
   // --- HTTP -----------------------------------------------------------------------------------------
 
   class ChatError extends Error {
-    constructor(message, retryable) {
+    constructor(message, retryable, retryAfter = 0) {
       super(message);
       this.retryable = retryable;
+      this.retryAfter = retryAfter; // seconds the gateway asked us to wait (429), 0 if it did not say
     }
   }
 
@@ -629,8 +632,14 @@
     } catch {
       data = null;
     }
+    if (response.status === 429) {
+      // Too many messages in a minute: nothing was stored; the body says when to send again
+      // (a page on another site cannot read the Retry-After header).
+      const wait = positiveInt(data && String(data.retry_after), 5);
+      throw new ChatError(TEXT.slowDown(wait), true, wait);
+    }
     if (!response.ok) {
-      const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
+      const retryable = response.status >= 500 || response.status === 408;
       const message = data && typeof data.error === "string" ? data.error : TEXT.serverError;
       throw new ChatError(retryable ? TEXT.retrying : message, retryable);
     }
@@ -652,6 +661,8 @@
   let flushing = false;
   let retryTimer = null;
   let retries = 0;
+  let retryNotice = null; // the status shown while the outbox waits, cleared once it is through
+  let holdUntil = 0; // after a 429, nothing is sent before this time (ms)
 
   function pendingBubble(item) {
     const bubble = bubbleItem("customer", item.shown || item.text, null);
@@ -670,7 +681,7 @@
     saveOutbox();
     pendingBubble(item);
     connectLive();
-    flush();
+    if (Date.now() >= holdUntil) flush(); // else it waits in the outbox for the timer already set
   }
 
   function refuse(item, message) {
@@ -706,11 +717,14 @@
             refuse(item, chatError.message);
             continue;
           }
-          const delay = Math.min(1000 * 2 ** retries, MAX_BACKOFF_MS);
+          const backoff = Math.min(1000 * 2 ** retries, MAX_BACKOFF_MS);
+          const delay = chatError.retryAfter > 0 ? chatError.retryAfter * 1000 : backoff;
+          holdUntil = chatError.retryAfter > 0 ? Date.now() + delay : 0;
           retries += 1;
           showStatus(chatError.message);
+          retryNotice = chatError.message;
           const state = item.bubble && item.bubble.querySelector(".state");
-          if (state) state.textContent = "Not sent yet — retrying";
+          if (state) state.textContent = chatError.retryAfter > 0 ? "Waiting to send…" : "Not sent yet — retrying";
           retryTimer = window.setTimeout(flush, delay);
           return;
         } finally {
@@ -720,7 +734,8 @@
         outbox.shift();
         saveOutbox();
         retries = 0;
-        if (status.textContent === TEXT.retrying || status.textContent === TEXT.offline) showStatus("");
+        if (status.textContent === retryNotice) showStatus("");
+        retryNotice = null;
         acknowledgeBubble(item, data.message_id);
         takeHistory(data);
       }
@@ -730,6 +745,7 @@
   }
 
   function sendNow() {
+    if (Date.now() < holdUntil) return; // the gateway said when: sooner would only be refused again
     if (outbox.length > 0 && !flushing) {
       retries = 0;
       flush();
@@ -795,6 +811,8 @@
         setConnection("refused"); // the gateway refused this visitor id; polling still shows replies
         return;
       }
+      // Too many new sockets in a minute: poll for a while before trying again.
+      if (event.code === 4429) liveAttempts = Math.max(liveAttempts, 5);
       setConnection("reconnecting");
       scheduleReconnect();
     });
