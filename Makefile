@@ -4,7 +4,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test bench bench-kb bench-consoles bench-channels bench-nlu setup train lint
+.PHONY: run test bench bench-kb bench-consoles bench-channels bench-nlu bench-load setup train lint
 
 ## Set up if needed, then run the assistant with demo data.
 run:
@@ -15,7 +15,7 @@ test:
 	bash scripts/test.sh
 
 ## Benchmarks: latency/throughput through the gateway vs. straight to Rasa, start-up time, memory;
-## then the knowledge base (below).
+## then sustained load with one and two replicas, the knowledge base and the others (below).
 bench:
 	bash scripts/bench.sh
 
@@ -34,6 +34,11 @@ bench-channels:
 ## Language understanding only: intents on Bitext and our out-of-scope set, entities on our labelled set.
 bench-nlu:
 	bash scripts/bench.sh nlu
+
+## Sustained load only: replies/s and latency at 10, 50 and 200 customers; 1 replica on SQLite, on PostgreSQL,
+## 2 replicas on PostgreSQL + Redis; CPU and memory per process.
+bench-load:
+	bash scripts/bench.sh load
 
 setup:
 	bash scripts/bootstrap.sh

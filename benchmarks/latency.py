@@ -70,18 +70,33 @@ class WrongAnswer(Exception):
 Send = Callable[[httpx.AsyncClient, str, str], Awaitable[str]]
 
 
+async def post_web_message(
+    client: httpx.AsyncClient, gateway_url: str, session: str, text: str, client_message_id: str | None = None
+) -> dict[str, Any]:
+    """POST one customer message to a gateway's web channel; the JSON answer (WrongAnswer unless HTTP 200)."""
+    message: dict[str, str] = {"session": session, "text": text}
+    if client_message_id is not None:
+        message["client_message_id"] = client_message_id
+    response = await client.post(f"{gateway_url}/api/web/messages", json=message)
+    if response.status_code != 200:
+        raise WrongAnswer(f"HTTP {response.status_code}: {response.text[:200]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def web_reply_text(body: dict[str, Any]) -> str:
+    """The text of every message in a web channel answer, one per line."""
+    return "\n".join(str(message.get("text") or "") for message in body.get("messages", []))
+
+
 def gateway_sender(stack: Stack) -> Send:
     """A turn through the gateway's web channel: the way a customer on the chat widget talks."""
-    url = f"{stack.gateway_url}/api/web/messages"
 
     async def send(client: httpx.AsyncClient, sender: str, text: str) -> str:
-        response = await client.post(url, json={"session": sender, "text": text})
-        if response.status_code != 200:
-            raise WrongAnswer(f"HTTP {response.status_code}: {response.text[:200]}")
-        body = response.json()
+        body = await post_web_message(client, stack.gateway_url, sender, text)
         if body.get("mode") != "bot":
             raise WrongAnswer(f"the conversation left the bot (mode {body.get('mode')!r})")
-        return "\n".join(str(message.get("text") or "") for message in body.get("messages", []))
+        return web_reply_text(body)
 
     return send
 
@@ -126,15 +141,23 @@ class LoadRecord:
         return [value for values in self.latencies.values() for value in values]
 
 
+def tracking_turns(number: str, email: str) -> tuple[tuple[str, str, str], ...]:
+    """Tracking an order: (kind, what the customer types, what the answer must contain) per turn.
+
+    The question with the order number is answered with a request for the proof of ownership; the
+    right e-mail then runs the order look-up action and is answered with the order's status.
+    """
+    return (
+        ("question", f"where is my order {number}", ASKS_FOR_CONTACT),
+        ("contact", email, f"#{number}"),
+    )
+
+
 async def track_order(
     send: Send, client: httpx.AsyncClient, sender: str, number: str, email: str, record: LoadRecord
 ) -> None:
     """One order-tracking exchange in a new conversation: the question, then the right e-mail."""
-    turns = (
-        ("question", f"where is my order {number}", ASKS_FOR_CONTACT),
-        ("contact", email, f"#{number}"),
-    )
-    for kind, text, expected in turns:
+    for kind, text, expected in tracking_turns(number, email):
         record.turns_sent += 1
         started = time.perf_counter()
         try:
@@ -298,7 +321,7 @@ async def benchmark_load(stack: Stack, levels: tuple[int, ...], turns: int) -> d
 # --- memory -----------------------------------------------------------------------------------------------
 
 
-def _parent_pids() -> dict[int, int]:
+def parent_pids() -> dict[int, int]:
     parents = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -312,7 +335,7 @@ def _parent_pids() -> dict[int, int]:
     return parents
 
 
-def _descendants(root: int, parents: dict[int, int]) -> list[int]:
+def descendants(root: int, parents: dict[int, int]) -> list[int]:
     children: dict[int, list[int]] = {}
     for pid, parent in parents.items():
         children.setdefault(parent, []).append(pid)
@@ -324,14 +347,14 @@ def _descendants(root: int, parents: dict[int, int]) -> list[int]:
     return found
 
 
-def _cmdline(pid: int) -> str:
+def process_cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
         return ""
 
 
-def _status_kb(pid: int, key: str) -> int:
+def status_kb(pid: int, key: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(f"{key}:"):
@@ -357,13 +380,13 @@ def _process_kind(cmdline: str) -> str | None:
 
 def stack_processes(honcho_pid: int) -> dict[str, list[int]]:
     """The rasa, action server and gateway processes honcho started, each with its own children."""
-    parents = _parent_pids()
+    parents = parent_pids()
     groups: dict[str, list[int]] = {}
-    for pid in _descendants(honcho_pid, parents):
-        kind = _process_kind(_cmdline(pid))
-        if kind is None or kind in groups or _process_kind(_cmdline(parents.get(pid, 0))) == kind:
+    for pid in descendants(honcho_pid, parents):
+        kind = _process_kind(process_cmdline(pid))
+        if kind is None or kind in groups or _process_kind(process_cmdline(parents.get(pid, 0))) == kind:
             continue
-        groups[kind] = [pid, *_descendants(pid, parents)]
+        groups[kind] = [pid, *descendants(pid, parents)]
     return groups
 
 
@@ -389,13 +412,17 @@ def memory_report(honcho_pid: int) -> dict[str, Any]:
         pid = subtree[0]
         report[kind] = {
             "pid": pid,
-            "rss_mb": round(_status_kb(pid, "VmRSS") / 1024, 1),
-            "peak_rss_mb": round(_status_kb(pid, "VmHWM") / 1024, 1),
+            "rss_mb": round(status_kb(pid, "VmRSS") / 1024, 1),
+            "peak_rss_mb": round(status_kb(pid, "VmHWM") / 1024, 1),
             "processes": len(subtree),
-            "tree_rss_mb": round(sum(_status_kb(p, "VmRSS") for p in subtree) / 1024, 1),
-            "cmdline": _cmdline(pid)[:200],
+            "tree_rss_mb": round(sum(status_kb(p, "VmRSS") for p in subtree) / 1024, 1),
+            "cmdline": process_cmdline(pid)[:200],
             "children": [
-                {"pid": p, "rss_mb": round(_status_kb(p, "VmRSS") / 1024, 1), "cmdline": _cmdline(p)[:120]}
+                {
+                    "pid": p,
+                    "rss_mb": round(status_kb(p, "VmRSS") / 1024, 1),
+                    "cmdline": process_cmdline(p)[:120],
+                }
                 for p in subtree[1:]
             ],
         }

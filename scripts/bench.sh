@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`: set up and train if needed, then measure latency, throughput, memory and start-up time,
-# then the knowledge base (retrieval quality, search speed and memory), then the lead's dashboard.
+# then sustained load with one replica and two, then the knowledge base (retrieval quality, search speed
+# and memory), then the lead's dashboard.
+# `make bench-load` (`bash scripts/bench.sh load`): sustained replies per second and latency at 10, 50 and
+# 200 concurrent customers, one replica on SQLite, one on PostgreSQL, two on PostgreSQL + Redis (needs
+# PostgreSQL at KEFU_TEST_POSTGRES_URL and Redis at KEFU_TEST_REDIS_URL, see tests/services.py); arguments
+# go to benchmarks/load.py (e.g. --quick, --configs sqlite, --levels 10,50); results in load.json.
 # `make bench-kb` (`bash scripts/bench.sh kb`): set up if needed, then the knowledge-base benchmarks only
 # (they need neither Rasa nor a trained model).
 # `make bench-channels` (`bash scripts/bench.sh channels`): the web widget's size and load time, and
@@ -13,6 +18,7 @@
 # "--days 90 --runs 5" or "--postgres none").
 #
 # Arguments go to the latency benchmark (e.g. --quick); results land in benchmarks/results/latency.json.
+# The load benchmark takes its arguments from LOAD_ARGS (e.g. "--quick"; about 25 minutes without it).
 # The knowledge-base benchmarks take their arguments from KB_RETRIEVAL_ARGS (e.g. --strict) and
 # KB_SPEED_ARGS (default --quick: 100, 1,000 and 10,000 articles, ~15 minutes; "--sizes 100,10000,100000"
 # embeds 100,000 articles, which takes hours on two cores; see benchmarks/kb_speed.py for --max-texts).
@@ -71,6 +77,14 @@ if [ "${1:-}" = "nlu" ]; then
     exec .venv/bin/python -m tests.nlu.check var/rasa-nlu-results --min-accuracy 0.95
 fi
 
+if [ "${1:-}" = "load" ]; then
+    # Sustained load: one replica (SQLite, PostgreSQL) and two (PostgreSQL + Redis).
+    shift
+    bash scripts/bootstrap.sh
+    bash scripts/train.sh
+    exec .venv/bin/python -m benchmarks.load "$@"
+fi
+
 if [ "${1:-}" = "dashboard" ]; then
     shift
     if [ $# -gt 0 ]; then
@@ -86,6 +100,8 @@ bash scripts/bootstrap.sh
 if [ "$only_kb" = false ]; then
     bash scripts/train.sh
     .venv/bin/python -m benchmarks.latency "$@"
+    # shellcheck disable=SC2086
+    .venv/bin/python -m benchmarks.load ${LOAD_ARGS:-}
 fi
 # Word splitting of the two variables is intended: each holds a list of options.
 # shellcheck disable=SC2086
