@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,15 +53,32 @@ def make_engine(settings: Settings) -> Engine:
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA busy_timeout=30000")
-            # WAL is a property of the file: switch once. Asking again on every new connection
-            # needs a lock, and fails with "database is locked" while another process writes.
-            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                cursor.execute("PRAGMA journal_mode=WAL")
+            use_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def use_wal(cursor: Any, attempts: int = 50) -> None:
+    """Put the SQLite file in WAL mode, so readers never block the writer.
+
+    WAL is a property of the file: it is switched once and kept. The switch needs the file to itself
+    and SQLite does not wait for that (the busy timeout does not apply), so when two connections
+    open a new file at the same moment one of them is refused; it looks again, and usually finds
+    the other has switched already.
+    """
+    for attempt in range(attempts):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

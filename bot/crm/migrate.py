@@ -13,7 +13,7 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Engine, MetaData, create_engine, pool, text
 from sqlalchemy.engine import make_url
 
-from bot.crm.db import normalise_database_url
+from bot.crm.db import normalise_database_url, use_wal
 from bot.settings import PROJECT_ROOT, Settings
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
@@ -41,6 +41,19 @@ def upgrade_database(settings: Settings, revision: str = "head") -> None:
     _create_sqlite_directory(settings.database_url)
     with _migration_lock(settings):
         command.upgrade(alembic_config(settings), revision)
+    if settings.is_sqlite:
+        _switch_sqlite_to_wal(settings)
+
+
+def _switch_sqlite_to_wal(settings: Settings) -> None:
+    # Done here, before any server opens the file, so the processes that start next find it in WAL
+    # mode already and none of them has to switch it while the others connect.
+    engine = _plain_engine(settings)
+    try:
+        with engine.connect() as connection:
+            use_wal(connection.connection.cursor())
+    finally:
+        engine.dispose()
 
 
 @contextlib.contextmanager
