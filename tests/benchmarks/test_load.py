@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from benchmarks import load
 from benchmarks.latency import percentile
 from benchmarks.load import CpuSnapshot, Turn, TurnRecord
+from tests.e2e.stack import free_port
 
 
 def record(kind: str, ended: float, latency: float, outcome: str = load.OK) -> TurnRecord:
@@ -116,17 +125,72 @@ def level(replies_per_s: float, p95: float, errors: int = 0) -> dict[str, Any]:
 def test_targets_at_fifty_customers_and_two_replicas_against_one() -> None:
     configs = {
         "sqlite": {"skipped": "needs nothing, just an example"},
-        "postgres": {"levels": {"10": level(16.0, 900.0), "50": level(17.0, 3000.0)}},
-        "replicas": {"levels": {"10": level(18.0, 800.0), "50": level(31.0, 390.0, errors=1)}},
+        "postgres": {
+            "levels": {"10": level(16.0, 900.0), "50": level(17.0, 3000.0)},
+            "paced_levels": {"50": level(17.0, 2500.0)},
+        },
+        "replicas": {
+            "levels": {"10": level(18.0, 800.0), "50": level(31.0, 1600.0)},
+            "paced_levels": {"50": level(31.2, 390.0, errors=1)},
+        },
     }
     targets = {t["name"]: t["pass"] for t in load.evaluate_targets(configs)}
-    assert targets["1 replica, SQLite, 50 customers"] is False
-    assert targets["1 replica, PostgreSQL, 50 customers: replies/s"] is False
-    assert targets["2 replicas, PostgreSQL + Redis, 50 customers: replies/s"] is True
-    assert targets["2 replicas, PostgreSQL + Redis, 50 customers: p95"] is True
-    assert targets["2 replicas, PostgreSQL + Redis, 50 customers: errors"] is False
-    assert targets["2 replicas >= 1 (PostgreSQL), 10 customers: replies/s and p95"] is True
-    assert targets["2 replicas >= 1 (PostgreSQL), 50 customers: replies/s and p95"] is False  # one error more
+    assert targets["1 replica, SQLite, 50 customers paced"] is False
+    assert targets["1 replica, PostgreSQL, 50 customers paced: replies/s"] is False
+    assert targets["1 replica, PostgreSQL, 50 customers closed: replies/s"] is False
+    assert targets["2 replicas, PostgreSQL + Redis, 50 customers paced: replies/s"] is True
+    assert targets["2 replicas, PostgreSQL + Redis, 50 customers paced: p95"] is True
+    assert targets["2 replicas, PostgreSQL + Redis, 50 customers paced: errors"] is False
+    # Back to back, p95 follows from the number of customers and the rate: only rate and errors count.
+    assert targets["2 replicas, PostgreSQL + Redis, 50 customers closed: replies/s"] is True
+    assert targets["2 replicas, PostgreSQL + Redis, 50 customers closed: errors"] is True
+    assert "2 replicas, PostgreSQL + Redis, 50 customers closed: p95" not in targets
+    assert targets["2 replicas >= 1 (PostgreSQL), 10 customers closed: replies/s and p95"] is True
+    assert targets["2 replicas >= 1 (PostgreSQL), 50 customers closed: replies/s and p95"] is True
+    one_error_more = targets["2 replicas >= 1 (PostgreSQL), 50 customers paced: replies/s and p95"]
+    assert one_error_more is False
+    # A mode that was not run is a target not met, not one left out.
+    only_closed = {"postgres": {"levels": {"50": level(31.0, 1600.0)}}}
+    assert {t["name"]: t["pass"] for t in load.evaluate_targets(only_closed)} == {
+        "1 replica, PostgreSQL, 50 customers paced": False,
+        "1 replica, PostgreSQL, 50 customers closed: replies/s": True,
+        "1 replica, PostgreSQL, 50 customers closed: errors": True,
+    }
+
+
+async def answer_after_50_ms(request: Request) -> JSONResponse:
+    await asyncio.sleep(0.05)
+    return JSONResponse({"mode": "bot", "messages": [{"text": "ok", "metadata": {}}]})
+
+
+@contextlib.asynccontextmanager
+async def slow_gateway() -> AsyncIterator[str]:
+    """A stand-in gateway on loopback that answers every web message after 50 ms."""
+    port = free_port()
+    app = Starlette(routes=[Route("/api/web/messages", answer_after_50_ms, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_paced_customers_send_at_their_pace_and_closed_ones_back_to_back() -> None:
+    async with slow_gateway() as url:
+        closed, start, end = await load.run_customers([url], 4, 0.3, 2.0, "test")
+        paced, p_start, p_end = await load.run_customers([url], 4, 0.3, 2.0, "test", pace_seconds=0.5)
+    closed_stats = load.window_stats(closed, start, end)
+    paced_stats = load.window_stats(paced, p_start, p_end)
+    # 4 customers and 50 ms a reply: back to back about 80 a second less the overheads; at one
+    # message every 0.5 s each, 8 a second, each answered in about 50 ms.
+    assert 30 <= closed_stats["replies_per_s"] <= 80
+    assert 6 <= paced_stats["replies_per_s"] <= 10
+    assert closed_stats["errors"] == paced_stats["errors"] == 0
+    assert paced_stats["latency"]["p95_ms"] < 200
 
 
 def test_report_and_json_hold_every_configuration_and_level(
