@@ -2,7 +2,7 @@
 
 `bash scripts/bench.sh dashboard` runs it; by hand: `.venv/bin/python -m benchmarks.dashboard`. Each
 database is new and thrown away afterwards: a SQLite file in a temporary directory, and (when a
-server answers at --postgres, default postgresql://postgres@127.0.0.1:5432/postgres) a PostgreSQL
+server answers at --postgres, default KEFU_TEST_POSTGRES_URL as in tests/services.py) a PostgreSQL
 database created for the run and dropped after it. Both are migrated with bot.crm.migrate, seeded
 with the demo data and --days (365) days of history (bot/crm/seed_history.py), then
 metrics.dashboard is timed over the whole history and over its last 30 days: one warm-up run, then
@@ -39,11 +39,9 @@ from bot.crm.models import Conversation, CsatSurvey, Customer, Handoff, Message,
 from bot.crm.seed import seed_demo_data
 from bot.crm.seed_history import seed_history
 from bot.settings import PROJECT_ROOT, Settings
+from tests.services import POSTGRES_ADMIN_URL  # the server the tests and the load benchmark use
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "dashboard.json"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "KEFU_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 HISTORY_DAYS = 365
 RUNS = 20
 TARGET_P95_MS = 500.0  # the whole dashboard over a year, SQLite, two cores

@@ -228,7 +228,12 @@ def _record_failure(session: Session, accepted: Accepted, error: str) -> tuple[s
         return conversation.mode.value, [fallback]
 
 
-async def _ask_bot(rasa: RasaClient, accepted: Accepted, text: str) -> list[BotReply]:
+async def ask_bot(rasa: RasaClient, accepted: Accepted, text: str) -> list[BotReply]:
+    """Rasa's replies to `text` in the accepted message's conversation.
+
+    Everything sent to Rasa goes through here, so the intent guard is never skipped: a message that
+    Rasa would read as "/intent{...}" is passed on only when it is a button the bot offered.
+    """
     sender_id = accepted.conversation.sender_id
     if accepted.resume_bot:
         try:
@@ -311,7 +316,7 @@ async def handle_message(
 
     # No transaction is open here: the database is never locked while Rasa thinks.
     try:
-        replies = await _ask_bot(rasa, accepted, bot_text or text)
+        replies = await ask_bot(rasa, accepted, bot_text or text)
     except Exception as exc:
         if not isinstance(exc, KefuError):
             logger.exception("unexpected error while asking Rasa (conversation %s)", conversation_id)

@@ -26,7 +26,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from bot.channels.pipeline import Accepted, _ask_bot, tell_consoles
+from bot.channels.pipeline import Accepted, ask_bot, tell_consoles
 from bot.crm import handoff, sla
 from bot.crm.conversations import store_outbound
 from bot.crm.models import (
@@ -162,7 +162,7 @@ class PendingAnswers:
             return False
         accepted = Accepted(conversation, inbound, send_to_bot=True)
         try:
-            replies = await _ask_bot(self.rasa, accepted, inbound.text)
+            replies = await ask_bot(self.rasa, accepted, inbound.text)
             if not replies:
                 raise KefuError("Rasa sent no reply; is the action server up?")
         except Exception as exc:

@@ -43,6 +43,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.channels import guard
 from bot.channels.pipeline import handle_message, message_json
 from bot.crm.conversations import get_or_create_conversation, mark_processed, store_inbound, store_outbound
 from bot.crm.models import (
@@ -668,7 +669,7 @@ class TelegramChannel:
 
     async def start_command(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         """/start: the customer opened the chat; the bot greets them."""
-        await self._to_pipeline(update, "/start", bot_text="/greet")
+        await self._to_pipeline(update, "/start", bot_text=guard.CHANNEL_COMMANDS["/start"])
 
     async def help_command(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         """/help: what the assistant can do."""
@@ -676,7 +677,7 @@ class TelegramChannel:
 
     async def agent_command(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         """/agent: the customer asks for a person."""
-        await self._to_pipeline(update, "/agent", bot_text="/request_human")
+        await self._to_pipeline(update, "/agent", bot_text=guard.CHANNEL_COMMANDS["/agent"])
 
     async def unknown_command(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         """Any other command; customers' commands never reach Rasa as intents."""
