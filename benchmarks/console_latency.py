@@ -25,6 +25,7 @@ import httpx
 import websockets
 
 from benchmarks.latency import machine_info, percentile
+from benchmarks.results_file import save_results
 from bot.crm.seed import DEMO_PASSWORD_AGENT
 from bot.settings import PROJECT_ROOT
 from tests.e2e.stack import running_stack, stack_settings
@@ -93,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "console_latency": result,
     }
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps(report, indent=2) + "\n")
+    save_results(RESULTS_PATH, report)
     print(
         f"Customer message -> agent console (WebSocket), {result['messages']} messages "
         f"over {result['chats']} chats: "

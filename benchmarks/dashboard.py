@@ -13,7 +13,6 @@ benchmarks/results/dashboard.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import statistics
@@ -32,6 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from benchmarks.latency import machine_info
+from benchmarks.results_file import save_results
 from bot.crm import metrics
 from bot.crm.db import make_engine, make_sessionmaker, normalise_database_url, redact_database_url
 from bot.crm.migrate import upgrade_database
@@ -236,8 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         results["databases"].append(measure_postgres(args.postgres, args.days, args.runs))
     results["targets"] = evaluate_targets(results)
     results["load_average_at_end"] = os.getloadavg()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(args.output, results)
     print_report(results)
     print(f"\nResults: {args.output}")
     failed = [target for target in results["targets"] if not target["pass"]]

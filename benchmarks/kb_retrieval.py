@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 import time
 from collections import Counter, defaultdict
@@ -30,6 +29,7 @@ import numpy as np
 import yaml
 
 from benchmarks.latency import machine_info
+from benchmarks.results_file import save_results
 from bot.settings import PROJECT_ROOT, get_settings
 from knowledge_base import answers, embedding, index, seeds, text
 from knowledge_base.index import Document, Hit, Mode, SearchIndex
@@ -529,8 +529,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = run(args)
     print_report(results)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(args.output, results)
     print(f"\nResults: {args.output}   (wall time {results['wall_seconds']} s)")
     failed = [target for target in results["targets"] if not target["pass"]]
     return 1 if args.strict and failed else 0

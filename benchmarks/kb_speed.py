@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
-import json
 import os
 import random
 import re
@@ -43,6 +42,7 @@ import numpy as np
 
 from benchmarks.kb_retrieval import QUESTIONS_PATH, load_questions
 from benchmarks.latency import machine_info
+from benchmarks.results_file import save_results
 from bot.settings import PROJECT_ROOT
 from knowledge_base import answers, embedding, seeds, text
 from knowledge_base.index import Document, SearchIndex
@@ -654,8 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         results["targets"] = evaluate_targets(results)
         results["wall_seconds"] = round(time.monotonic() - began, 1)
         results["load_average_at_end"] = os.getloadavg()
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(results, indent=2) + "\n")
+        save_results(args.output, results)
     print_report(results)
     print(f"\nResults: {args.output}   (wall time {results['wall_seconds']} s)")
     failed = [target for target in results["targets"] if not target["pass"]]

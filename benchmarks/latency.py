@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import shutil
@@ -29,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.results_file import save_results
 from bot.settings import PROJECT_ROOT
 from tests.e2e.stack import Stack, prepare_database, running_stack, settings_env, stack_settings, stop
 
@@ -732,8 +732,7 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = evaluate_targets(results)
     results["wall_seconds"] = round(time.monotonic() - began, 1)
     print_report(results)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(args.output, results)
     print(f"\nResults: {args.output}   (benchmark wall time {results['wall_seconds']} s)")
     failed = [t for t in results["targets"] if not t["pass"]]
     return 1 if args.strict and failed else 0

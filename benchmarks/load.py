@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import json
 import os
 import shutil
 import subprocess
@@ -58,6 +57,7 @@ from benchmarks.latency import (
     tracking_turns,
     web_reply_text,
 )
+from benchmarks.results_file import save_results
 from bot.settings import PROJECT_ROOT
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "load.json"
@@ -845,8 +845,7 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = evaluate_targets(results["configs"])
     results["wall_seconds"] = round(time.monotonic() - began, 1)
     print_report(results)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(args.output, results)
     print(f"\nResults: {args.output}   logs: {logs_dir}   (benchmark wall time {results['wall_seconds']} s)")
     return 1 if args.strict and not all(t["pass"] for t in results["targets"]) else 0
 

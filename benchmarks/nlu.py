@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ import yaml
 
 from benchmarks.latency import machine_info
 from benchmarks.nlu_parse import Parsed, parse_all, running_rasa
+from benchmarks.results_file import save_results
 from bot.settings import PROJECT_ROOT
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "nlu.json"
@@ -232,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, result in results.items():
         report(name, result)
     out = {"measured_at": datetime.now(UTC).isoformat(), "machine": machine_info(), "datasets": results}
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps(out, indent=2) + "\n")
+    save_results(RESULTS_PATH, out)
     print(f"\nSaved {RESULTS_PATH.relative_to(PROJECT_ROOT)}")
     return 0
 

@@ -22,7 +22,6 @@ but not scored. Results go to benchmarks/results/nlu_entities.json.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -35,6 +34,7 @@ import yaml
 
 from benchmarks.latency import machine_info
 from benchmarks.nlu_parse import parse_all, running_rasa
+from benchmarks.results_file import save_results
 from bot.settings import PROJECT_ROOT
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "nlu_entities.json"
@@ -410,8 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         "false_positives": false_positives,
         "correct_predictions": scores.hits,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    save_results(args.output, report)
 
     print(
         f"Entity extraction on {len(examples)} messages "

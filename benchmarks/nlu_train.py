@@ -10,7 +10,6 @@ benchmarks/results/nlu_train.json, with the time each component took (from Rasa'
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.latency import machine_info
+from benchmarks.results_file import save_results
 from bot.settings import PROJECT_ROOT
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "nlu_train.json"
@@ -90,8 +90,7 @@ def main() -> int:
         "model_bytes": size,
         "component_seconds": components,
     }
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps(out_json, indent=2) + "\n")
+    save_results(RESULTS_PATH, out_json)
     print(f"Saved {RESULTS_PATH.relative_to(PROJECT_ROOT)}")
     return 0
 

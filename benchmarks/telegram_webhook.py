@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import time
 import uuid
@@ -31,6 +30,7 @@ import httpx
 from sqlalchemy import func, select
 
 from benchmarks.latency import machine_info, percentile
+from benchmarks.results_file import save_results
 from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import Conversation, Direction, Message, MessageStatus, TelegramUpdate
 from bot.settings import PROJECT_ROOT, Settings
@@ -178,8 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "telegram_webhook": result,
     }
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps(report, indent=2) + "\n")
+    save_results(RESULTS_PATH, report)
     ack, e2e = result["acknowledgement"], result["end_to_end"]
     print(
         f"Telegram webhook, {result['customers']} customers x {result['messages_per_customer']} messages "

@@ -35,6 +35,7 @@ import httpx
 from playwright.sync_api import Browser, sync_playwright
 
 from benchmarks.latency import machine_info, percentile
+from benchmarks.results_file import save_results
 from bot.settings import PROJECT_ROOT, Settings
 from tests.e2e.stack import settings_env, stack_settings
 
@@ -226,8 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             "returning_visitor": back,
         },
     }
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps(report, indent=2) + "\n")
+    save_results(RESULTS_PATH, report)
     print(
         f"Widget bundle: {size['raw_bytes']} bytes, {size['gzip_bytes']} bytes gzipped "
         f"(target < {TARGET_GZIP_BYTES} bytes: {'met' if size['met'] else 'NOT met'})"
