@@ -22,7 +22,7 @@ import httpx
 
 from bot.runtime import replicas_procfile
 from bot.settings import PROJECT_ROOT, Settings
-from tests.e2e.stack import MODEL, free_port, prepare_database, settings_env
+from tests.e2e.stack import MODEL, free_port, free_ports_in_a_row, prepare_database, settings_env
 from tests.services import postgres_database, redis_namespace
 
 START_TIMEOUT_SECONDS = 300
@@ -133,7 +133,7 @@ def cluster_settings(
         tracker_store_url=tracker_store_url,
         redis_url=redis_url,
         redis_namespace=namespace,
-        gateway_port=_free_run(replicas),
+        gateway_port=free_ports_in_a_row(replicas),
         gateway_replicas=replicas,
         rasa_url=",".join(f"http://127.0.0.1:{free_port()}" for _ in range(replicas)),
         action_server_url=",".join(f"http://127.0.0.1:{free_port()}" for _ in range(replicas)),
@@ -141,26 +141,6 @@ def cluster_settings(
         _env_file=None,  # type: ignore[call-arg]
         **overrides,  # type: ignore[arg-type]
     )
-
-
-def _free_run(count: int) -> int:
-    """A port such that it and the `count - 1` after it are free (gateways take consecutive ports)."""
-    for _ in range(50):
-        start = free_port()
-        if start + count < 65535 and all(_is_free(start + i) for i in range(1, count)):
-            return start
-    raise RuntimeError(f"no {count} consecutive free ports on loopback")
-
-
-def _is_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def start_cluster(settings: Settings, workdir: Path, extra_env: dict[str, str] | None = None) -> Cluster:

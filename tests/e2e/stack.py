@@ -27,6 +27,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports_in_a_row(count: int) -> int:
+    """A port such that it and the `count - 1` after it are free (replicated gateways take
+    consecutive ports)."""
+    for _ in range(50):
+        start = free_port()
+        if start + count < 65535 and all(_bindable(start + i) for i in range(1, count)):
+            return start
+    raise RuntimeError(f"no {count} consecutive free ports on loopback")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -137,3 +156,13 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@contextmanager
+def console(stack: Stack, email: str, password: str) -> Iterator[httpx.Client]:
+    """An HTTP client logged in to the stack's consoles as `email`, with the CSRF header set."""
+    with httpx.Client(base_url=stack.gateway_url, timeout=60) as client:
+        login = client.post("/api/auth/login", json={"email": email, "password": password})
+        assert login.status_code == 200, login.text
+        client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        yield client

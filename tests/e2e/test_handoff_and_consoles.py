@@ -7,28 +7,24 @@ every test here. The browser is Debian's Chromium driven by Playwright; `make te
 
 from __future__ import annotations
 
-import os
-import re
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import Conversation, CsatSurvey, Handoff
 from bot.crm.seed import DEMO_PASSWORD_AGENT, DEMO_PASSWORD_LEAD
-from tests.e2e.stack import Stack, running_stack
+from tests.browser import chromium, log_in
+from tests.e2e.stack import Stack, console, running_stack
 
 pytestmark = pytest.mark.rasa
 
-CHROMIUM = Path(os.environ.get("KEFU_CHROMIUM", "/usr/bin/chromium"))
 XSS = "<img src=x onerror=alert(1)>"
 
 
@@ -40,18 +36,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"the browser tests need Chromium at {CHROMIUM}: run `make test` (it installs Debian's chromium) "
-            "or set KEFU_CHROMIUM to a Chromium binary",
-            pytrace=False,
-        )
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -76,25 +62,6 @@ def say(stack: Stack, visitor: str, text: str) -> dict[str, Any]:
 def history(stack: Stack, visitor: str) -> list[dict[str, Any]]:
     response = httpx.get(f"{stack.gateway_url}/api/web/history", params={"session": visitor}, timeout=30)
     return list(response.json()["messages"])
-
-
-@contextmanager
-def console(stack: Stack, email: str, password: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.gateway_url, timeout=60) as client:
-        login = client.post("/api/auth/login", json={"email": email, "password": password})
-        assert login.status_code == 200, login.text
-        client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
-        yield client
-
-
-def log_in(page: Page, stack: Stack, path: str, email: str, password: str) -> None:
-    page.goto(f"{stack.gateway_url}{path}")
-    # Not logged in: the server sends the browser to the login page, which brings it back after.
-    expect(page).to_have_url(f"{stack.gateway_url}/console/login?next={path}")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(re.escape(f"{stack.gateway_url}{path}") + r"(#\w+)?$"))
 
 
 # --- through the APIs --------------------------------------------------------------------------------

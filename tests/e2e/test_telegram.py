@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from itertools import count
 from typing import Any
 
@@ -28,7 +28,7 @@ from bot.crm.models import (
     TelegramUpdate,
 )
 from bot.crm.seed import DEMO_PASSWORD_AGENT
-from tests.e2e.stack import Stack, running_stack, stack_settings
+from tests.e2e.stack import Stack, console, running_stack, stack_settings
 from tests.fakes.telegram_api import (
     FakeTelegram,
     callback_query_update,
@@ -119,15 +119,8 @@ def tell(fake: FakeTelegram, update: dict[str, Any]) -> None:
     assert fake.deliver_update(update) == 200
 
 
-@contextmanager
-def console(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.gateway_url, timeout=60) as client:
-        login = client.post(
-            "/api/auth/login", json={"email": "ada@kefu.example", "password": DEMO_PASSWORD_AGENT}
-        )
-        assert login.status_code == 200, login.text
-        client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
-        yield client
+def console_as_ada(stack: Stack) -> AbstractContextManager[httpx.Client]:
+    return console(stack, "ada@kefu.example", DEMO_PASSWORD_AGENT)
 
 
 def test_the_gateway_registers_its_webhook_with_the_secret(stack: Stack, fake: FakeTelegram) -> None:
@@ -203,7 +196,7 @@ def test_an_agent_reply_a_flood_limit_a_long_text_and_the_rating_buttons(
     assert conversation.mode.value == "pending_agent"
 
     reply = " ".join(f"step{n}" for n in range(900))  # 6,289 characters: more than one message
-    with console(stack) as ada:
+    with console_as_ada(stack) as ada:
         before = len(fake.sent_messages(chat))
         assert ada.post(f"/api/console/conversations/{conversation.id}/claim").status_code == 200
         joined = wait_for_texts(fake, chat, before + 1)[-1]
@@ -294,7 +287,7 @@ def test_one_customer_on_telegram_and_on_the_web(stack: Stack, fake: FakeTelegra
         assert [entry.details["channel"] for entry in linked][-2:] == ["telegram", "web"]
         assert "telegram" in linked[-1].details["known_on"]
 
-    with console(stack) as ada:
+    with console_as_ada(stack) as ada:
         panel = ada.get(f"/api/console/conversations/{web_conversation}").json()["customer"]
     assert panel["email"] == "jonas.becker@example.com"
     assert {"channel": "telegram"} in panel["identities"]

@@ -23,15 +23,15 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Dialog, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from bot.crm.seed import DEMO_PASSWORD_AGENT
 from bot.settings import PROJECT_ROOT, Settings
+from tests.browser import chromium, new_page
 from tests.e2e.stack import Stack, prepare_database, running_stack, settings_env, stack_settings
 
 pytestmark = pytest.mark.rasa
 
-CHROMIUM = Path(os.environ.get("KEFU_CHROMIUM", "/usr/bin/chromium"))
 DEMO_PAGE = PROJECT_ROOT / "bot" / "web" / "static" / "widget" / "demo.html"
 XSS = "<img src=x onerror=alert(1)>"
 VISITOR_KEY = "kefu.widget.visitor"
@@ -86,32 +86,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShopSite]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"the browser tests need Chromium at {CHROMIUM}: run `make test` (it installs Debian's chromium) "
-            "or set KEFU_CHROMIUM to a Chromium binary",
-            pytrace=False,
-        )
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
-
-
-def new_page(browser: Browser, width: int = 1280, height: int = 800) -> Page:
-    context = browser.new_context(viewport={"width": width, "height": height})
-    opened = context.new_page()
-    dialogs: list[str] = []
-
-    def note_dialog(dialog: Dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    opened.on("dialog", note_dialog)
-    opened.dialogs = dialogs  # type: ignore[attr-defined]
-    return opened
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -33,10 +32,10 @@ from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import AuditLog, Conversation, CsatSurvey
 from bot.crm.seed import DEMO_PASSWORD_AGENT, DEMO_PASSWORD_LEAD
 from bot.settings import Settings
-from tests.e2e.stack import Stack, running_stack, stack_settings
+from tests.browser import chromium, log_in, new_page
+from tests.e2e.stack import Stack, console, running_stack, stack_settings
 from tests.e2e.test_widget import ShopSite, open_shop
 from tests.fakes.telegram_api import FakeTelegram, command_update, text_update
-from tests.security.browser import chromium, new_page
 
 pytestmark = pytest.mark.rasa
 
@@ -110,7 +109,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    opened = new_page(browser)
+    opened = new_page(browser, 1400, 900)
     yield opened
     opened.context.close()
 
@@ -183,24 +182,6 @@ def wait_for_mode(stack: Stack, visitor: str, mode: str, timeout: float = 60) ->
             return found
         time.sleep(0.3)
     raise AssertionError(f"the chat of {visitor} never reached mode {mode}")
-
-
-@contextmanager
-def console(stack: Stack, email: str, password: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.gateway_url, timeout=60) as client:
-        login = client.post("/api/auth/login", json={"email": email, "password": password})
-        assert login.status_code == 200, login.text
-        client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
-        yield client
-
-
-def log_in(page: Page, stack: Stack, path: str, email: str, password: str) -> None:
-    page.goto(f"{stack.gateway_url}{path}")
-    expect(page).to_have_url(f"{stack.gateway_url}/console/login?next={path}")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(re.escape(f"{stack.gateway_url}{path}") + r"(#\w+)?$"))
 
 
 def assert_no_script_ran(page: Page, where: str) -> None:

@@ -17,8 +17,8 @@ from playwright.sync_api import Browser, expect
 from bot.settings import Settings
 from bot.web import ratelimit
 from bot.web.app import create_app
+from tests.browser import chromium, new_page, serve
 from tests.e2e.test_widget import ShopSite, open_shop
-from tests.security.browser import chromium, new_page, serve
 
 WINDOW_SECONDS = 6.0
 
@@ -35,7 +35,7 @@ def test_a_message_over_the_limit_waits_says_why_and_is_sent_once_later(
     monkeypatch.setattr(ratelimit, "WINDOW_SECONDS", WINDOW_SECONDS)
     settings = web_settings.model_copy(update={"web_rate_per_minute": 2, "rasa_timeout_seconds": 0.5})
     site = ShopSite(tmp_path)
-    page = new_page(browser)
+    page = new_page(browser, 1400, 900)
     try:
         with serve(create_app(settings)) as gateway:
             widget = open_shop(page, site, gateway)

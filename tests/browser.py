@@ -1,8 +1,10 @@
-"""Headless Chromium for the security tests (Debian's chromium, or KEFU_CHROMIUM), as tests/e2e does it."""
+"""Headless Chromium for the browser tests (Debian's chromium from `make test`, or KEFU_CHROMIUM), and
+logging in to a console in it."""
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -12,9 +14,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from playwright.sync_api import Browser, Dialog, Page, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
-from tests.e2e.stack import free_port
+from tests.e2e.stack import Stack, free_port
 
 CHROMIUM = Path(os.environ.get("KEFU_CHROMIUM", "/usr/bin/chromium"))
 
@@ -37,9 +39,19 @@ def chromium() -> Iterator[Browser]:
             launched.close()
 
 
-def new_page(browser: Browser) -> Page:
+def log_in(page: Page, stack: Stack, path: str, email: str, password: str) -> None:
+    """Open a console page as a stranger, get sent to the login page, log in and come back to it."""
+    page.goto(f"{stack.gateway_url}{path}")
+    expect(page).to_have_url(f"{stack.gateway_url}/console/login?next={path}")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(re.escape(f"{stack.gateway_url}{path}") + r"(#\w+)?$"))
+
+
+def new_page(browser: Browser, width: int = 1280, height: int = 800) -> Page:
     """A page in a context of its own; any alert() or confirm() a page opens is recorded in `dialogs`."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     dialogs: list[str] = []
 
