@@ -88,6 +88,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         REDIS_URL=settings.redis_url,
         REDIS_NAMESPACE=settings.redis_namespace,
         GATEWAY_REPLICAS=str(settings.gateway_replicas),
+        WEB_RATE_PER_MINUTE=str(settings.web_rate_per_minute),
+        WEB_RATE_PER_ADDRESS_PER_MINUTE=str(settings.web_rate_per_address_per_minute),
         RASA_TELEMETRY_ENABLED="false",
         TF_CPP_MIN_LOG_LEVEL="2",
     )
