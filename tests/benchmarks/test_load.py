@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -19,7 +16,7 @@ from starlette.routing import Route
 from benchmarks import load
 from benchmarks.latency import percentile
 from benchmarks.load import CpuSnapshot, Turn, TurnRecord
-from tests.e2e.stack import free_port
+from tests.e2e.stack import serve
 
 
 def record(kind: str, ended: float, latency: float, outcome: str = load.OK) -> TurnRecord:
@@ -163,24 +160,13 @@ async def answer_after_50_ms(request: Request) -> JSONResponse:
     return JSONResponse({"mode": "bot", "messages": [{"text": "ok", "metadata": {}}]})
 
 
-@contextlib.asynccontextmanager
-async def slow_gateway() -> AsyncIterator[str]:
-    """A stand-in gateway on loopback that answers every web message after 50 ms."""
-    port = free_port()
-    app = Starlette(routes=[Route("/api/web/messages", answer_after_50_ms, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+def slow_gateway() -> Starlette:
+    """A stand-in gateway that answers every web message after 50 ms."""
+    return Starlette(routes=[Route("/api/web/messages", answer_after_50_ms, methods=["POST"])])
 
 
 async def test_paced_customers_send_at_their_pace_and_closed_ones_back_to_back() -> None:
-    async with slow_gateway() as url:
+    with serve(slow_gateway()) as url:
         closed, start, end = await load.run_customers([url], 4, 0.3, 2.0, "test")
         paced, p_start, p_end = await load.run_customers([url], 4, 0.3, 2.0, "test", pace_seconds=0.5)
     closed_stats = load.window_stats(closed, start, end)

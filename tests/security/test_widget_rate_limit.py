@@ -17,7 +17,8 @@ from playwright.sync_api import Browser, expect
 from bot.settings import Settings
 from bot.web import ratelimit
 from bot.web.app import create_app
-from tests.browser import chromium, new_page, serve
+from tests.browser import chromium, new_page
+from tests.e2e.stack import serve
 from tests.e2e.test_widget import ShopSite, open_shop
 
 WINDOW_SECONDS = 6.0
