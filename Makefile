@@ -46,5 +46,7 @@ setup:
 train: setup
 	bash scripts/train.sh
 
+## Style (ruff) and the one-way dependencies between packages (import-linter; contracts in pyproject.toml).
 lint: setup
 	.venv/bin/ruff check bot actions knowledge_base kefu_nlu tests benchmarks
+	.venv/bin/lint-imports

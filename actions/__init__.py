@@ -4,7 +4,7 @@ Importing the package scrubs the action server's logs of Kefu's secrets (bot/log
 any action runs or logs.
 """
 
+from actions.common import settings as _settings
 from bot.logsafe import install as _redact_secrets_in_logs
-from bot.settings import get_settings
 
-_redact_secrets_in_logs(get_settings())
+_redact_secrets_in_logs(_settings())

@@ -12,13 +12,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from actions.common import conversation_for, in_transaction, latest_message_id
+from actions.common import conversation_for, in_transaction, latest_message_id, settings, sla_policy
+from actions.forms import CustomerProofForm, order_buttons, recent_orders_of_chat
 from actions.handoff import hand_over, trigger_on
 from actions.orders import LOCKED_OUT, describe_order, prove_order
 from bot.crm import complaints, sla, tickets
 from bot.crm import orders as crm
-from bot.crm.models import Customer, Order, Severity, Ticket, ValueTier, utcnow
-from bot.settings import get_settings
+from bot.crm.models import Customer, Severity, Ticket, ValueTier, utcnow
 
 FORM_SLOTS = ("complaint_category", "complaint_details", "complaint_outcome")
 RESET = [
@@ -90,8 +90,14 @@ class ActionStartComplaint(Action):
         ]
 
 
-class ValidateComplaintForm(FormValidationAction):
-    """Checks each answer in the complaint form; the order (if any) must be proven to be the customer's."""
+class ValidateComplaintForm(CustomerProofForm, FormValidationAction):
+    """Checks each answer in the complaint form; the order (if any) must be proven to be the customer's.
+
+    A verified chat needs no contact: we know who it is and answer here."""
+
+    contact_retry = (
+        "I need an e-mail address or phone number, for example name@example.com or +44 7700 900123."
+    )
 
     def name(self) -> str:
         return "validate_complaint_form"
@@ -105,9 +111,7 @@ class ValidateComplaintForm(FormValidationAction):
     ) -> list[str]:
         if tracker.get_slot("complaint_cancelled"):
             return []
-        verified = await in_transaction(lambda s: conversation_for(s, tracker).customer_id is not None)
-        # A verified chat needs no contact: we know who it is and answer here.
-        return [slot for slot in domain_slots if not (verified and slot == "contact")]
+        return await super().required_slots(domain_slots, dispatcher, tracker, domain)
 
     def _cancelled(self, value: Any, dispatcher: CollectingDispatcher) -> dict[str, Any] | None:
         if isinstance(value, str) and _CANCEL.match(value):
@@ -156,16 +160,15 @@ class ValidateComplaintForm(FormValidationAction):
     ) -> dict[str, Any]:
         if (stop := self._cancelled(value, dispatcher)) is not None:
             return stop
-        contact = crm.parse_contact(str(value or ""))
-        if contact is None:
-            dispatcher.utter_message(
-                text="I need an e-mail address or phone number, for example name@example.com or "
-                "+44 7700 900123."
-            )
-            return {"contact": None}
+        return await super().validate_contact(value, dispatcher, tracker, domain)
+
+    async def contact_given(
+        self, given: str, contact: crm.Contact, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> dict[str, Any]:
+        """Proves the order named earlier, if any, with the contact."""
         number = tracker.get_slot("order_number")
         if number in (None, NO_ORDER):
-            return {"contact": str(value).strip()}
+            return {"contact": given}
 
         def check(session: Session) -> str:
             outcome, _ = prove_order(session, conversation_for(session, tracker), str(number), contact)
@@ -173,10 +176,10 @@ class ValidateComplaintForm(FormValidationAction):
 
         outcome = await in_transaction(check)
         if outcome == "found":
-            return {"contact": str(value).strip()}
+            return {"contact": given}
         if outcome == "locked":
             dispatcher.utter_message(text=LOCKED_OUT + " I'll file your complaint without the order.")
-            return {"order_number": NO_ORDER, "contact": str(value).strip()}
+            return {"order_number": NO_ORDER, "contact": given}
         dispatcher.utter_message(
             text="Those details don't match an order of ours. Let's try again: what's the order number? "
             "If the complaint isn't about an order, just say so."
@@ -228,20 +231,7 @@ class ActionAskComplaintOrderNumber(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        def recent(session: Session) -> list[Order]:
-            conversation = conversation_for(session, tracker)
-            if conversation.customer_id is None:
-                return []
-            return crm.recent_orders(session, conversation.customer_id)
-
-        orders = await in_transaction(recent)
-        buttons = [
-            {
-                "title": f"#{o.number} · {o.placed_at:%-d %b %Y}",
-                "payload": f'/inform{{"order_number": "{o.number}"}}',
-            }
-            for o in orders
-        ]
+        buttons = order_buttons(await recent_orders_of_chat(tracker) or [], "inform")
         buttons.append({"title": "It's not about an order", "payload": "/deny"})
         dispatcher.utter_message(
             text="Which order is it about? The number has 6 digits, like #100123, and it's in your "
@@ -312,8 +302,8 @@ class ActionSubmitComplaint(Action):
     ) -> list[EventType]:
         if tracker.get_slot("complaint_cancelled"):
             return list(RESET)
-        settings = get_settings()
-        policy = sla.load_policy(settings.sla_policy_file)
+        config = settings()
+        policy = sla_policy()
         number = tracker.get_slot("order_number")
         category = str(tracker.get_slot("complaint_category") or "other")
         details = str(tracker.get_slot("complaint_details") or "")
@@ -330,9 +320,9 @@ class ActionSubmitComplaint(Action):
             story = details if opening in details else f"{opening}\n{details}".strip()
             assessment = complaints.assess(story, order, utcnow().date())
             if order is not None:
-                existing = tickets.open_complaint_about(session, order.id, settings.ticket_reopen_days)
+                existing = tickets.open_complaint_about(session, order.id, config.ticket_reopen_days)
                 if existing is not None:
-                    happened = tickets.customer_replied(session, existing, story, settings.ticket_reopen_days)
+                    happened = tickets.customer_replied(session, existing, story, config.ticket_reopen_days)
                     if assessment.severity is Severity.HIGH and existing.severity is not Severity.HIGH:
                         existing.severity = Severity.HIGH
                         tickets.add_event(
@@ -350,6 +340,7 @@ class ActionSubmitComplaint(Action):
                 subject=subject,
                 description=story,
                 desired_outcome=(outcome or "")[:32] or None,
+                policy=policy,
                 severity=assessment.severity,
                 contact=None if conversation.customer_id is not None else contact,
                 actor="bot",

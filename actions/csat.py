@@ -11,8 +11,8 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from actions.common import conversation_for, in_transaction
-from bot.crm import csat
+from actions.common import conversation_for, in_transaction, sla_policy
+from bot.crm import csat, tickets
 from bot.crm.models import CsatSurvey, Message, SurveyStatus, Ticket
 
 RESET = [
@@ -214,7 +214,9 @@ class ActionSubmitCsat(Action):
             if score is None:
                 survey.status = SurveyStatus.SKIPPED
                 return "skipped", None
-            follow_up = csat.record_answer(session, survey, int(score), comment)
+            follow_up = tickets.record_survey_answer(
+                session, survey, int(score), comment, policy=sla_policy()
+            )
             return "answered", follow_up.reference if follow_up is not None else None
 
         outcome, follow_up = await in_transaction(save)

@@ -10,9 +10,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from actions.common import conversation_for, in_transaction
-from bot.crm import handoff, sla
-from bot.settings import get_settings
+from actions.common import conversation_for, in_transaction, settings, sla_policy
+from bot.crm import handoff
 
 PASSING_ON = (
     "I'm passing you to a person from our support team. They'll see everything we've talked about, "
@@ -24,8 +23,8 @@ async def hand_over(
     dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, lead_in: str = "", detail: str = ""
 ) -> list[EventType]:
     """Queue the chat for a person, tell the customer what to expect, and pause the bot."""
-    settings = get_settings()
-    policy = sla.load_policy(settings.sla_policy_file)
+    config = settings()
+    policy = sla_policy()
 
     def escalate(session: Session) -> str:
         conversation = conversation_for(session, tracker)
@@ -34,7 +33,7 @@ async def hand_over(
             conversation,
             reason,
             policy=policy,
-            minutes_per_chat=settings.handoff_minutes_per_chat,
+            minutes_per_chat=config.handoff_minutes_per_chat,
             actor="customer" if reason == "customer_asked" else "bot",
             detail=detail or (tracker.latest_message.get("text") or "")[:500],
         )
@@ -47,7 +46,7 @@ async def hand_over(
 
 
 def trigger_on(reason: str) -> bool:
-    return get_settings().trigger_on(reason)
+    return settings().trigger_on(reason)
 
 
 class ActionRequestHuman(Action):

@@ -21,11 +21,9 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from actions.common import conversation_for, in_transaction, latest_message_id
+from actions.common import conversation_for, in_transaction, latest_message_id, sessions, settings
 from actions.handoff import hand_over, trigger_on
-from bot.crm.db import get_sessionmaker
 from bot.crm.models import ArticleStatus, KbArticle, KbArticleVersion, KbFeedback, utcnow
-from bot.settings import get_settings
 from knowledge_base import answers, gaps
 from knowledge_base.index import Hit
 from knowledge_base.live import LiveIndex, process_index, wait_until_ready
@@ -65,7 +63,7 @@ EMPTY_QUESTION = "Could you tell me a bit more about your question? A few words 
 
 
 def kb_index() -> LiveIndex:
-    return process_index(get_sessionmaker())
+    return process_index(sessions())
 
 
 if os.environ.get("KEFU_WARM_UP") == "1" and os.environ.get("SANIC_WORKER_NAME"):
@@ -184,14 +182,14 @@ class ActionAnswerQuestion(Action):
     async def _search_and_answer(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, query: str, in_form: bool
     ) -> list[EventType]:
-        settings = get_settings()
+        config = settings()
         live = kb_index()
 
         def search(session: Session) -> tuple[answers.Decision, Shown | None]:
             if not wait_until_ready(live, INDEX_WAIT_SECONDS):
                 raise RuntimeError("the knowledge-base index is not loaded yet")
             decision = answers.decide(
-                live.search(query, k=5), settings.kb_answer_score, settings.kb_suggest_score
+                live.search(query, k=5), config.kb_answer_score, config.kb_suggest_score
             )
             shown = None
             if decision.band == "answer":

@@ -12,12 +12,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from actions.common import conversation_for, in_transaction, latest_message_id
+from actions.common import conversation_for, in_transaction, latest_message_id, settings, sla_policy
+from actions.forms import CustomerProofForm, order_buttons, recent_orders_of_chat
 from bot.crm import orders as crm
 from bot.crm import tickets
 from bot.crm.audit import audit
 from bot.crm.models import Conversation, Order, OrderStatus, Severity, Shipment, utcnow
-from bot.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -77,30 +77,18 @@ def describe_order(order: Order, today: date | None = None) -> str:
     return f"{placed}, {state} with {carrier}. {latest}{expected}"
 
 
-def _order_button(order: Order) -> dict[str, str]:
-    status = order.status.value.replace("_", " ")
-    return {
-        "title": f"#{order.number} · {order.placed_at:%-d %b %Y} · {status}",
-        "payload": f'/track_order{{"order_number": "{order.number}"}}',
-    }
+class ValidateOrderForm(CustomerProofForm, FormValidationAction):
+    """Checks the order number and contact details the customer gives while tracking an order.
 
+    A conversation already linked to a customer needs no second proof: the number is enough."""
 
-class ValidateOrderForm(FormValidationAction):
-    """Checks the order number and contact details the customer gives while tracking an order."""
+    contact_retry = (
+        "I need the e-mail address or phone number you used when ordering, "
+        "for example name@example.com or +44 7700 900123."
+    )
 
     def name(self) -> str:
         return "validate_order_form"
-
-    async def required_slots(
-        self,
-        domain_slots: list[str],
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> list[str]:
-        # A conversation already linked to a customer needs no second proof: the number is enough.
-        verified = await in_transaction(lambda s: conversation_for(s, tracker).customer_id is not None)
-        return [slot for slot in domain_slots if not (verified and slot == "contact")]
 
     async def validate_order_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -114,18 +102,6 @@ class ValidateOrderForm(FormValidationAction):
             return {"order_number": None}
         return {"order_number": number}
 
-    async def validate_contact(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        contact = crm.parse_contact(str(value or ""))
-        if contact is None:
-            dispatcher.utter_message(
-                text="I need the e-mail address or phone number you used when ordering, "
-                "for example name@example.com or +44 7700 900123."
-            )
-            return {"contact": None}
-        return {"contact": str(value).strip()}
-
 
 class ActionAskOrderNumber(Action):
     """Asks for the order number, offering a verified customer their recent orders as buttons."""
@@ -136,13 +112,7 @@ class ActionAskOrderNumber(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        def recent(session: Session) -> list[dict[str, str]]:
-            conversation = conversation_for(session, tracker)
-            if conversation.customer_id is None:
-                return []
-            return [_order_button(o) for o in crm.recent_orders(session, conversation.customer_id)]
-
-        buttons = await in_transaction(recent)
+        buttons = order_buttons(await recent_orders_of_chat(tracker) or [], "track_order", with_status=True)
         if buttons:
             dispatcher.utter_message(text="Which order is it? Pick one or type its number.", buttons=buttons)
         else:
@@ -161,11 +131,11 @@ def prove_order(
     Slot values come from the client and are never trusted: ownership is re-checked on every use,
     and failures are counted per chat and per order number so numbers cannot be guessed.
     """
-    settings = get_settings()
-    window = timedelta(minutes=settings.verification_window_minutes)
+    config = settings()
+    window = timedelta(minutes=config.verification_window_minutes)
     if number is None:
         return "missing", None
-    if crm.recent_failures(session, conversation, number, window) >= settings.verification_max_failures:
+    if crm.recent_failures(session, conversation, number, window) >= config.verification_max_failures:
         return "locked", None
     if conversation.customer_id is not None:
         order = crm.customer_order(session, conversation.customer_id, number)
@@ -176,7 +146,7 @@ def prove_order(
     crm.record_verification(session, conversation, number, succeeded=order is not None)
     if order is None:
         failures = crm.recent_failures(session, conversation, number, window)
-        if failures >= settings.verification_max_failures:
+        if failures >= config.verification_max_failures:
             audit(
                 session,
                 "customer",
@@ -318,7 +288,7 @@ def handle_refund(
     message_id: int | None,
 ) -> list[EventType]:
     """Open a refund ticket inside the returns window; otherwise explain the policy and the options."""
-    window = get_settings().refund_window_days
+    window = settings().refund_window_days
     shipment = order.shipments[-1] if order.shipments else None
     status = order.status
     if status is OrderStatus.PROCESSING:
@@ -375,6 +345,7 @@ def handle_refund(
         subject=f"Refund for order #{order.number}",
         description=f"Refund requested in chat, {days} days after delivery.",
         desired_outcome="refund",
+        policy=sla_policy(),
         severity=Severity.MEDIUM,
         actor="bot",
         customer_id=order.customer_id,
@@ -451,13 +422,7 @@ class ActionListOrders(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        def recent(session: Session) -> list[Order] | None:
-            conversation = conversation_for(session, tracker)
-            if conversation.customer_id is None:
-                return None
-            return crm.recent_orders(session, conversation.customer_id)
-
-        found = await in_transaction(recent)
+        found = await recent_orders_of_chat(tracker)
         if found is None:
             dispatcher.utter_message(
                 text="I can show your orders once I know they're yours: first let's look up one of them."
@@ -471,7 +436,7 @@ class ActionListOrders(Action):
         )
         dispatcher.utter_message(
             text=f"Here are your most recent orders:\n{lines}\nPick one for the details.",
-            buttons=[_order_button(o) for o in found],
+            buttons=order_buttons(found, "track_order", with_status=True),
         )
         return []
 
@@ -506,6 +471,7 @@ class ActionOpenDelayTicket(Action):
                 conversation_id=conversation.id,
                 order_id=order.id,
                 source_message_id=message_id,
+                policy=sla_policy(),
                 severity=Severity.MEDIUM,
                 data={"order_number": order.number, "status": order.status.value},
             )

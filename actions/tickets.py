@@ -11,13 +11,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from actions.common import conversation_for, in_transaction
+from actions.common import conversation_for, in_transaction, settings, sla_policy
 from actions.complaints import promised
+from actions.forms import CustomerProofForm
 from actions.orders import LOCKED_OUT
 from bot.crm import complaints, sla, tickets
 from bot.crm import orders as crm
 from bot.crm.models import Conversation, Ticket, TicketStatus
-from bot.settings import get_settings
 
 RESET = [SlotSet("ticket_reference", None), SlotSet("contact", None)]
 # The same words whether the ticket does not exist or is someone else's: a reference reveals nothing.
@@ -86,34 +86,30 @@ def describe_ticket(ticket: Ticket, policy: sla.SlaPolicy) -> str:
     return f"{head} is {_STATE[ticket.status]}.{update}{promise}"
 
 
-class ValidateTicketForm(FormValidationAction):
-    """Asks for the reference (and, in an unverified chat, the contact that proves the ticket is theirs)."""
+class ValidateTicketForm(CustomerProofForm, FormValidationAction):
+    """Asks for the reference (and, in an unverified chat, the contact that proves the ticket is theirs).
+
+    A verified customer can pick from their tickets: no reference needed."""
+
+    verified_skips = frozenset({"ticket_reference", "contact"})
+    contact_retry = (
+        "I need the e-mail address or phone number you gave us, for example "
+        "name@example.com or +44 7700 900123."
+    )
 
     def name(self) -> str:
         return "validate_ticket_form"
 
-    async def required_slots(
-        self,
-        domain_slots: list[str],
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
+    def unverified_slots(
+        self, session: Session, conversation: Conversation, domain_slots: list[str], tracker: Tracker
     ) -> list[str]:
         reference = tickets.parse_reference(str(tracker.get_slot("ticket_reference") or ""))
-
-        def needs(session: Session) -> list[str]:
-            conversation = conversation_for(session, tracker)
-            if conversation.customer_id is not None:
-                # A verified customer can pick from their tickets: no reference needed.
-                return []
-            if reference is None:
-                return ["ticket_reference", "contact"]
+        if reference is None:
+            wanted = ["ticket_reference", "contact"]
+        else:
             ticket = tickets.find_by_reference(session, reference)
-            if ticket is not None and ticket.conversation_id == conversation.id:
-                return []
-            return ["contact"]
-
-        wanted = await in_transaction(needs)
+            opened_here = ticket is not None and ticket.conversation_id == conversation.id
+            wanted = [] if opened_here else ["contact"]
         return [slot for slot in domain_slots if slot in wanted]
 
     async def validate_ticket_reference(
@@ -127,17 +123,6 @@ class ValidateTicketForm(FormValidationAction):
             )
         return {"ticket_reference": reference}
 
-    async def validate_contact(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        if crm.parse_contact(str(value or "")) is None:
-            dispatcher.utter_message(
-                text="I need the e-mail address or phone number you gave us, for example "
-                "name@example.com or +44 7700 900123."
-            )
-            return {"contact": None}
-        return {"contact": str(value).strip()}
-
 
 class ActionCheckTicket(Action):
     """Tells the owner a ticket's status, last update and promise; lists a verified customer's tickets."""
@@ -148,11 +133,11 @@ class ActionCheckTicket(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        settings = get_settings()
-        policy = sla.load_policy(settings.sla_policy_file)
+        config = settings()
+        policy = sla_policy()
         reference = tickets.parse_reference(str(tracker.get_slot("ticket_reference") or ""))
         contact = crm.parse_contact(str(tracker.get_slot("contact") or ""))
-        window = timedelta(minutes=settings.verification_window_minutes)
+        window = timedelta(minutes=config.verification_window_minutes)
 
         def look_up(session: Session) -> tuple[str, str, list[dict[str, str]]]:
             conversation = conversation_for(session, tracker)
@@ -179,7 +164,7 @@ class ActionCheckTicket(Action):
             else:
                 if (
                     crm.recent_failures(session, conversation, reference, window)
-                    >= settings.verification_max_failures
+                    >= config.verification_max_failures
                 ):
                     return "locked", LOCKED_OUT, []
                 candidate = tickets.find_by_reference(session, reference)
@@ -188,7 +173,7 @@ class ActionCheckTicket(Action):
                     return "not_found", NOT_FOUND, []
                 found = candidate
             buttons = []
-            if tickets.can_reopen(found, settings.ticket_reopen_days):
+            if tickets.can_reopen(found, config.ticket_reopen_days):
                 buttons = [
                     {
                         "title": "It's not solved: reopen it",
@@ -212,7 +197,7 @@ class ActionReopenTicket(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        settings = get_settings()
+        config = settings()
         reference = tickets.parse_reference(str(tracker.get_slot("ticket_reference") or ""))
 
         def reopen(session: Session) -> str:
@@ -221,7 +206,7 @@ class ActionReopenTicket(Action):
             if ticket is None or not owns(ticket, conversation, None):
                 return "not_found"
             return tickets.customer_replied(
-                session, ticket, "The customer asked to reopen it in chat.", settings.ticket_reopen_days
+                session, ticket, "The customer asked to reopen it in chat.", config.ticket_reopen_days
             )
 
         outcome = await in_transaction(reopen)

@@ -26,9 +26,9 @@ import websockets
 
 from benchmarks.latency import machine_info, percentile
 from benchmarks.results_file import save_results
-from bot.crm.seed import DEMO_PASSWORD_AGENT
+from bot.demo.seed import DEMO_PASSWORD_AGENT
 from bot.settings import PROJECT_ROOT
-from tests.e2e.stack import running_stack, stack_settings
+from tests.support.stack import running_stack, stack_settings
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "console_latency.json"
 MESSAGES = 200

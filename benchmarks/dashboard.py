@@ -2,9 +2,9 @@
 
 `bash scripts/bench.sh dashboard` runs it; by hand: `.venv/bin/python -m benchmarks.dashboard`. Each
 database is new and thrown away afterwards: a SQLite file in a temporary directory, and (when a
-server answers at --postgres, default KEFU_TEST_POSTGRES_URL as in tests/services.py) a PostgreSQL
+server answers at --postgres, default KEFU_TEST_POSTGRES_URL as in tests/support/services.py) a PostgreSQL
 database created for the run and dropped after it. Both are migrated with bot.crm.migrate, seeded
-with the demo data and --days (365) days of history (bot/crm/seed_history.py), then
+with the demo data and --days (365) days of history (bot/demo/history.py), then
 metrics.dashboard is timed over the whole history and over its last 30 days: one warm-up run, then
 --runs (20) timed runs, each in a new session as a web request would have. Results go to
 benchmarks/results/dashboard.json.
@@ -36,10 +36,10 @@ from bot.crm import metrics
 from bot.crm.db import make_engine, make_sessionmaker, normalise_database_url, redact_database_url
 from bot.crm.migrate import upgrade_database
 from bot.crm.models import Conversation, CsatSurvey, Customer, Handoff, Message, Ticket, TicketEvent
-from bot.crm.seed import seed_demo_data
-from bot.crm.seed_history import seed_history
+from bot.demo.history import seed_history
+from bot.demo.seed import seed_demo_data
 from bot.settings import PROJECT_ROOT, Settings
-from tests.services import POSTGRES_ADMIN_URL  # the server the tests and the load benchmark use
+from tests.support.services import POSTGRES_ADMIN_URL  # the server the tests and the load benchmark use
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "dashboard.json"
 HISTORY_DAYS = 365

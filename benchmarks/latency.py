@@ -30,11 +30,11 @@ import httpx
 
 from benchmarks.results_file import save_results
 from bot.settings import PROJECT_ROOT
-from tests.e2e.stack import Stack, prepare_database, running_stack, settings_env, stack_settings, stop
+from tests.support.stack import Stack, prepare_database, running_stack, settings_env, stack_settings, stop
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "latency.json"
 
-# The demo data's showcase orders with the e-mail each was placed with (bot/crm/seed.py).
+# The demo data's showcase orders with the e-mail each was placed with (bot/demo/seed.py).
 SHOWCASE_ORDERS = (
     ("100001", "ana.souza@example.com"),
     ("100002", "ana.souza@example.com"),

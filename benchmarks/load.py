@@ -3,11 +3,11 @@
 `make bench-load` (also part of `make bench`); by hand `.venv/bin/python -m benchmarks.load`
 (`--quick` for short windows, `--configs sqlite,postgres,replicas`, `--levels 10,50,200`).
 
-Three configurations, each started as `make run` starts replicas (tests/e2e/cluster.py: every process
+Three configurations, each started as `make run` starts replicas (tests/support/cluster.py: every process
 of the replicas' Procfile on its own, on free loopback ports, demo data seeded):
 
 - sqlite: one gateway, one Rasa server and one action server; CRM and tracker store in SQLite files;
-- postgres: the same on PostgreSQL (needs a server at KEFU_TEST_POSTGRES_URL, tests/services.py);
+- postgres: the same on PostgreSQL (needs a server at KEFU_TEST_POSTGRES_URL, tests/support/services.py);
 - replicas: two of each on PostgreSQL, Rasa's lock store and the gateways' events in Redis (needs
   Redis at KEFU_TEST_REDIS_URL). Customers are spread over both gateways, round-robin by customer,
   as a load balancer would.
@@ -410,12 +410,12 @@ def memory_usage(groups: dict[str, list[int]]) -> dict[str, dict[str, Any]]:
 
 def service_problem(config: Configuration) -> str | None:
     """What the configuration needs and cannot reach (PostgreSQL, Redis), in words; None when all is there."""
-    # Imported here: tests.services needs pytest, which only this path uses.
+    # Imported here: tests.support.services needs pytest, which only this path uses.
     from sqlalchemy import create_engine, pool, text
     from sqlalchemy.exc import SQLAlchemyError
 
     from bot.crm.db import normalise_database_url, redact_database_url
-    from tests.services import POSTGRES_ADMIN_URL, REDIS_URL
+    from tests.support.services import POSTGRES_ADMIN_URL, REDIS_URL
 
     problems = []
     if config.postgres:
@@ -458,7 +458,7 @@ def run_configuration(
     """
     import pytest
 
-    from tests.e2e.cluster import running_cluster
+    from tests.support.cluster import running_cluster
 
     result: dict[str, Any] = {"config": asdict(config), "load_average_before": os.getloadavg()}
     problem = service_problem(config)
@@ -485,7 +485,7 @@ def run_configuration(
                         measure_levels(cluster, config, levels, warmup_seconds, window_seconds, modes)
                     )
                 )
-        except pytest.fail.Exception as failure:  # tests/services.py's way of saying a service is missing
+        except pytest.fail.Exception as failure:  # how tests/support/services.py says a service is missing
             print(f"  SKIPPED {config.label}: {failure}", flush=True)
             result["skipped"] = str(failure)
         except (RuntimeError, subprocess.CalledProcessError) as error:  # did not start, or a process exited

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.stack import running_stack, stack_settings
+from tests.support.stack import running_stack, stack_settings
 
 CONCURRENCY = 4
 

@@ -34,8 +34,8 @@ from benchmarks.results_file import save_results
 from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import Conversation, Direction, Message, MessageStatus, TelegramUpdate
 from bot.settings import PROJECT_ROOT, Settings
-from tests.e2e.stack import running_stack, stack_settings
-from tests.fakes.telegram_api import SECRET_HEADER, FakeTelegram, command_update, text_update
+from tests.support.fakes.telegram_api import SECRET_HEADER, FakeTelegram, command_update, text_update
+from tests.support.stack import running_stack, stack_settings
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "telegram_webhook.json"
 CUSTOMERS = 50

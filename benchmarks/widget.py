@@ -37,7 +37,7 @@ from playwright.sync_api import Browser, sync_playwright
 from benchmarks.latency import machine_info, percentile
 from benchmarks.results_file import save_results
 from bot.settings import PROJECT_ROOT, Settings
-from tests.e2e.stack import settings_env, stack_settings
+from tests.support.stack import settings_env, stack_settings
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "widget.json"
 WIDGET_DIR = PROJECT_ROOT / "bot" / "web" / "static" / "widget"

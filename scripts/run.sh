@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh
-eval "$(.venv/bin/python -m bot.runtime)"
+eval "$(.venv/bin/python -m bot.processes)"
 .venv/bin/kefu db upgrade
 if [ "$KEFU_DEMO_DATA" = 1 ]; then
     .venv/bin/kefu db seed  # demo customers and orders; never with KEFU_ENV=production

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# `make test`: set up if needed, validate the Rasa data, train if needed, run Rasa's conversation
+# `make test`: set up if needed, check the import contracts, validate the Rasa data, train if needed, run Rasa's conversation
 # tests, the fast NLU check on held-out examples, and the pytest suite (which starts the real Rasa, action server and gateway for end-to-end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh
 bash scripts/provision_chromium.sh
+echo "[test] lint-imports (dependencies run one way; contracts in pyproject.toml)"
+.venv/bin/lint-imports --no-cache
 echo "[test] rasa data validate"
 PYTHONWARNINGS=ignore .venv-rasa/bin/rasa data validate --config config.yml --domain domain.yml --data data --quiet
 bash scripts/train.sh

@@ -13,7 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.migrate import upgrade_database
 from bot.settings import Settings
-from tests.services import postgres_database
+from tests.support.services import postgres_database
+
+# Fixtures several test folders share (the seeded knowledge-base database).
+pytest_plugins = ["tests.support.knowledge"]
 
 
 def sqlite_settings(path: Path) -> Settings:

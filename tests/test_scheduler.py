@@ -24,7 +24,7 @@ from bot.crm.models import (
     SurveyStatus,
     utcnow,
 )
-from bot.crm.seed import seed_demo_data
+from bot.demo.seed import seed_demo_data
 from bot.rasa_client import RasaClient
 from bot.scheduler import Scheduler, acquire_lease
 from bot.settings import Settings

@@ -22,7 +22,7 @@ INTENT_PREFIX = "/"
 # The web widget shows "Talk to a person" under every chat, whatever the bot said last
 # (bot/web/static/widget/kefu-widget.js, HUMAN_PAYLOAD); the same as typing "I want a person".
 ALWAYS_OFFERED = frozenset({"/request_human"})
-# Telegram commands and the intent bot/channels/telegram.py sends Rasa for each: the customer's
+# Telegram commands and the intent bot/channels/telegram/channel.py sends Rasa for each: the customer's
 # stored text is the command, what Rasa gets is the gateway's own translation.
 CHANNEL_COMMANDS = {"/start": "/greet", "/agent": "/request_human"}
 # What Rasa gets when nothing but slashes was typed.

@@ -31,9 +31,9 @@ from bot.crm.conversations import (
 from bot.crm.models import AuthorKind, Conversation, ConversationMode, Message, utcnow
 from bot.crm.orders import parse_contact
 from bot.errors import Conflict, KefuError
+from bot.live import LiveHub
 from bot.rasa_client import BotReply, RasaClient
 from bot.settings import Settings
-from bot.web.live import LiveHub
 
 logger = logging.getLogger(__name__)
 

@@ -39,9 +39,9 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.errors import KefuError
+from bot.live import LiveHub
 from bot.rasa_client import BotReply, RasaClient
 from bot.settings import Settings
-from bot.web.live import LiveHub
 
 logger = logging.getLogger(__name__)
 

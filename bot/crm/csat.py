@@ -1,8 +1,8 @@
 """Satisfaction surveys (CSAT): asking for 1-5 and a comment, reading the answer, following up.
 
 A survey is requested when a ticket is resolved or a chat ends; the scheduler sends pending ones on
-the customer's channel (bot/scheduler.py). A score of 1 or 2 opens a follow-up ticket for the
-support lead, so an unhappy customer always hears from a person.
+the customer's channel (bot/scheduler.py). A score of 1 or 2 calls for a follow-up ticket for the
+support lead, so an unhappy customer always hears from a person (`tickets.record_survey_answer`).
 """
 
 from __future__ import annotations
@@ -17,16 +17,14 @@ from sqlalchemy.orm import Session
 from bot.crm.models import (
     Conversation,
     CsatSurvey,
-    Severity,
     SurveyStatus,
     Ticket,
     utcnow,
 )
 
-QUESTION = "How would you rate the help you got, from 1 (very poor) to 5 (excellent)?"
-RATING_BUTTONS = [{"title": f"{n} {'★' * n}", "payload": str(n)} for n in range(1, 6)]
 # A customer who ignores the question for this long is not asked about it again.
 ANSWER_WINDOW = timedelta(hours=24)
+LOW_SCORE = 2
 
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "zero": 0, "six": 6, "ten": 10}
 # Words people rate with. Checked after numbers, and after "not ..." turns them down a step.
@@ -160,41 +158,27 @@ def mark_asked(survey: CsatSurvey, now: datetime | None = None) -> None:
 def record_answer(
     session: Session, survey: CsatSurvey, score: int, comment: str | None, now: datetime | None = None
 ) -> Ticket | None:
-    """Store the score (with the ticket too) and, for 1 or 2, open a follow-up ticket for the lead."""
-    from bot.crm.tickets import add_event, open_ticket
+    """Store the score on the survey and on the ticket it was about; returns that ticket, if any.
 
+    The ticket's history and a follow-up for a low score are the caller's to write
+    (`tickets.record_survey_answer`): satisfaction knows nothing of the ticket life cycle.
+    """
     if not 1 <= score <= 5:
         raise ValueError(f"a CSAT score is 1-5, not {score}")
-    now = now or utcnow()
     survey.score = score
     survey.comment = (comment or "").strip() or None
     survey.status = SurveyStatus.ANSWERED
-    survey.answered_at = now
+    survey.answered_at = now or utcnow()
     ticket = session.get(Ticket, survey.ticket_id) if survey.ticket_id is not None else None
     if ticket is not None:
         ticket.csat_score = score
         ticket.csat_comment = survey.comment
-        add_event(session, ticket, "customer", "csat_answered", {"score": score, "comment": survey.comment})
-    if score > 2:
-        return None
-    about = f" after {ticket.reference}" if ticket is not None else " after a chat"
-    follow_up = open_ticket(
-        session,
-        kind="csat_follow_up",
-        category="other",
-        subject=f"Low satisfaction ({score}/5){about}",
-        description=survey.comment or "The customer left no comment.",
-        actor="system",
-        customer_id=survey.customer_id,
-        conversation_id=survey.conversation_id,
-        order_id=ticket.order_id if ticket is not None else None,
-        parent_ticket_id=ticket.id if ticket is not None else None,
-        severity=Severity.HIGH if score == 1 else Severity.MEDIUM,
-        now=now,
-        data={"survey_id": survey.id, "score": score},
-    )
-    survey.follow_up_ticket_id = follow_up.id
-    return follow_up
+    return ticket
+
+
+def is_low(score: int) -> bool:
+    """A 1 or a 2: the customer was let down, and a lead should follow it up."""
+    return score <= LOW_SCORE
 
 
 def expire_unanswered(session: Session, now: datetime | None = None) -> int:

@@ -1,12 +1,10 @@
-"""Engine and session factory: one of each per process, built from settings on first use."""
+"""Engines and session factories built from the settings they are given, and database URL helpers."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.settings import Settings, get_settings
+from bot.crm.scoring import install_rescoring
+from bot.settings import Settings
 
 # Hosting platforms hand out "postgres://" and "postgresql://" URLs; SQLAlchemy would pick psycopg2 for
 # those, which is not installed. psycopg 3 is.
@@ -82,41 +81,9 @@ def use_wal(cursor: Any, attempts: int = 50) -> None:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    from bot.crm.scoring import install_rescoring  # scoring imports the models; keep db.py light
-
     factory = sessionmaker(engine, expire_on_commit=False)
     install_rescoring(factory)
     return factory
-
-
-_engine: Engine | None = None
-_sessionmaker: sessionmaker[Session] | None = None
-
-
-def get_sessionmaker() -> sessionmaker[Session]:
-    """The process-wide session factory, created on first use (never at import time)."""
-    global _engine, _sessionmaker
-    if _sessionmaker is None:
-        _engine = make_engine(get_settings())
-        _sessionmaker = make_sessionmaker(_engine)
-    return _sessionmaker
-
-
-def configure(settings: Settings) -> sessionmaker[Session]:
-    """Make this process use the database of `settings` (the action server's tests call it)."""
-    global _engine, _sessionmaker
-    if _engine is not None:
-        _engine.dispose()
-    _engine = make_engine(settings)
-    _sessionmaker = make_sessionmaker(_engine)
-    return _sessionmaker
-
-
-@contextmanager
-def unit_of_work() -> Iterator[Session]:
-    """One transaction: commits on success, rolls back on error."""
-    with get_sessionmaker().begin() as session:
-        yield session
 
 
 def database_ok(factory: sessionmaker[Session]) -> bool:

@@ -36,6 +36,7 @@ from bot.crm.models import (
     TicketStatus,
     utcnow,
 )
+from bot.crm.priority import PRIORITY_ORDER
 from bot.errors import BadRequest, Conflict, Forbidden, NotFound
 
 # Why a chat went to a person, in the words agents see in their queue.
@@ -50,8 +51,6 @@ REASONS = {
     "negative_sentiment": "very upset customer",
     "bot_unavailable": "the bot could not answer for a while (a part was down)",
 }
-# Asking for a person always works; the automatic triggers can be switched off (HANDOFF_TRIGGERS).
-ALWAYS_ON = "customer_asked"
 _SEVERITY = {
     "customer_asked": Severity.LOW,
     "repeated_fallback": Severity.LOW,
@@ -62,7 +61,7 @@ _SEVERITY = {
 }
 # An agent counts as online when their console has been connected within this time.
 ONLINE_WINDOW = timedelta(seconds=60)
-_PRIORITY_RANK = {priority: rank for rank, priority in enumerate(tickets.PRIORITY_ORDER)}
+_PRIORITY_RANK = {priority: rank for rank, priority in enumerate(PRIORITY_ORDER)}
 
 HANDED_BACK_TEXT = "You're back with the Kefu assistant. Thanks for your patience with us."
 CLOSED_TEXT = "Our team has closed this chat. Write here any time if you need us again."
@@ -131,6 +130,7 @@ def escalate(
             actor=actor,
             customer_id=conversation.customer_id,
             conversation_id=conversation.id,
+            policy=policy,
             severity=_SEVERITY[reason],
             now=now,
         )

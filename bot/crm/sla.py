@@ -22,6 +22,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot.crm.models import Ticket, TicketEvent, TicketPriority, TicketStatus, ValueTier
+from bot.crm.priority import raise_priority
 from bot.errors import KefuError
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -159,6 +160,14 @@ def _load(path: Path, _mtime: float) -> SlaPolicy:
     return parse_policy(raw, path)
 
 
+DEFAULT_POLICY_FILE = Path(__file__).with_name("sla_policy.yml")
+
+
+def default_policy() -> SlaPolicy:
+    """The policy a new install starts with (bot/crm/sla_policy.yml): for demo data and tests."""
+    return load_policy(DEFAULT_POLICY_FILE)
+
+
 def load_policy(path: Path | str) -> SlaPolicy:
     """The policy in `path`, read again only when the file changes."""
     path = Path(path)
@@ -230,8 +239,6 @@ class Breach:
 
 def check_breaches(session: Session, policy: SlaPolicy, now: datetime) -> list[Breach]:
     """Mark overdue tickets once per measure, raise their priority a step, and record an event."""
-    from bot.crm.tickets import raise_priority
-
     overdue = session.scalars(
         select(Ticket)
         .where(

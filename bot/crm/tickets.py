@@ -15,18 +15,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.crm import csat, sla
 from bot.crm.models import (
+    CsatSurvey,
     Customer,
     Severity,
     Ticket,
     TicketEvent,
-    TicketPriority,
     TicketStatus,
     ValueTier,
     utcnow,
 )
+from bot.crm.priority import priority_for
 from bot.errors import Conflict
-from bot.settings import get_settings
 
 S = TicketStatus
 
@@ -40,8 +41,6 @@ TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     S.CLOSED: frozenset(),
 }
 ACTIVE = (S.NEW, S.OPEN, S.PENDING_CUSTOMER)
-PRIORITY_ORDER = (TicketPriority.LOW, TicketPriority.NORMAL, TicketPriority.HIGH, TicketPriority.URGENT)
-_BASE_PRIORITY = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2}
 
 
 class IllegalTransition(Conflict):
@@ -56,20 +55,6 @@ def parse_reference(text: str) -> str | None:
     """`KF-000123` from what a customer typed ("kf000123", "#KF-000123 "), or None."""
     match = re.search(r"\b[Kk][Ff][-_]?\s?(\d{6})\b", text or "")
     return f"KF-{match.group(1)}" if match else None
-
-
-def priority_for(severity: Severity, tier: ValueTier) -> TicketPriority:
-    """Severity sets the base (low/normal/high); a VIP goes one step up, a key customer too unless
-    the case is minor. So a severe VIP complaint is urgent and a minor one from a regular is low."""
-    level = _BASE_PRIORITY[severity]
-    if tier is ValueTier.VIP or (tier is ValueTier.KEY and severity is not Severity.LOW):
-        level += 1
-    return PRIORITY_ORDER[min(level, len(PRIORITY_ORDER) - 1)]
-
-
-def raise_priority(priority: TicketPriority) -> TicketPriority:
-    """One step up, at most urgent."""
-    return PRIORITY_ORDER[min(PRIORITY_ORDER.index(priority) + 1, len(PRIORITY_ORDER) - 1)]
 
 
 def find_by_reference(session: Session, reference: str) -> Ticket | None:
@@ -103,15 +88,14 @@ def open_ticket(
     parent_ticket_id: int | None = None,
     description: str = "",
     desired_outcome: str | None = None,
+    policy: sla.SlaPolicy,
     severity: Severity = Severity.LOW,
     contact: str | None = None,
     now: datetime | None = None,
     data: dict[str, Any] | None = None,
 ) -> Ticket:
-    """Create a ticket with its priority and SLA due times, or return the one this customer message
-    already created (a retried message must never open a second ticket)."""
-    from bot.crm import sla  # the policy module reads settings; imported late to keep this light
-
+    """Create a ticket with its priority and the due times of `policy`, or return the one this
+    customer message already created (a retried message must never open a second ticket)."""
     if source_message_id is not None:
         existing = find_by_source_message(session, source_message_id)
         if existing is not None:
@@ -142,7 +126,7 @@ def open_ticket(
         created_at=now,
         updated_at=now,
     )
-    sla.apply_sla(ticket, tier, sla.load_policy(get_settings().sla_policy_file), now)
+    sla.apply_sla(ticket, tier, policy, now)
     session.add(ticket)
     session.flush()
     ticket.reference = reference_for(ticket.id)
@@ -208,9 +192,7 @@ def change_status(
         data["resolution"] = ticket.resolution
     add_event(session, ticket, actor, kind, data)
     if status is S.RESOLVED:
-        from bot.crm.csat import request_survey
-
-        request_survey(session, trigger="ticket_resolved", ticket=ticket, now=now)
+        csat.request_survey(session, trigger="ticket_resolved", ticket=ticket, now=now)
     return ticket
 
 
@@ -318,3 +300,41 @@ def note_customer_message(session: Session, conversation_id: int, text: str, reo
     for ticket in waiting:
         customer_replied(session, ticket, text, reopen_days)
     return len(waiting)
+
+
+def record_survey_answer(
+    session: Session,
+    survey: CsatSurvey,
+    score: int,
+    comment: str | None,
+    *,
+    policy: sla.SlaPolicy,
+    now: datetime | None = None,
+) -> Ticket | None:
+    """Store a satisfaction answer (with the ticket it was about) and, for 1 or 2, open a follow-up
+    ticket for the lead; returns the follow-up, if one was opened."""
+    now = now or utcnow()
+    ticket = csat.record_answer(session, survey, score, comment, now)
+    if ticket is not None:
+        add_event(session, ticket, "customer", "csat_answered", {"score": score, "comment": survey.comment})
+    if not csat.is_low(score):
+        return None
+    about = f" after {ticket.reference}" if ticket is not None else " after a chat"
+    follow_up = open_ticket(
+        session,
+        kind="csat_follow_up",
+        category="other",
+        subject=f"Low satisfaction ({score}/5){about}",
+        description=survey.comment or "The customer left no comment.",
+        actor="system",
+        customer_id=survey.customer_id,
+        conversation_id=survey.conversation_id,
+        order_id=ticket.order_id if ticket is not None else None,
+        parent_ticket_id=ticket.id if ticket is not None else None,
+        policy=policy,
+        severity=Severity.HIGH if score == 1 else Severity.MEDIUM,
+        now=now,
+        data={"survey_id": survey.id, "score": score},
+    )
+    survey.follow_up_ticket_id = follow_up.id
+    return follow_up

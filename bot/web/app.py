@@ -3,43 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bot.channels import widget, widget_live
+from bot.channels.telegram import channel as telegram_channel
+from bot.channels.telegram.channel import TelegramChannel
 from bot.crm.db import database_ok, make_engine, make_sessionmaker
 from bot.errors import error_response, register_error_handlers
+from bot.live import LiveHub
 from bot.logsafe import install as redact_secrets_in_logs
 from bot.rasa_client import HEALTH_TIMEOUT_SECONDS, RasaClient
 from bot.scheduler import Scheduler
 from bot.settings import Settings, get_settings
-from bot.web.live import LiveHub
+from bot.web.routes import auth, console, dashboard, kb, pages, tickets
 from knowledge_base import embedding
 from knowledge_base.live import LiveIndex
 
-WEB_DIR = Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=WEB_DIR / "templates")
-
-# The demo page loads nothing but its own files; no inline script, no third-party origin.
-DEMO_PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' https: data:; object-src 'none'; "
-        "base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 class DeclaredBodyLimit:
@@ -87,23 +79,6 @@ class PathScopedCORS:
             await self.app(scope, receive, send)
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One session per request; routes open their own short transactions with `session.begin()`."""
-    factory: sessionmaker[Session] = request.app.state.sessionmaker
-    with factory() as session:
-        yield session
-
-
-def get_app_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def get_rasa_client(request: Request) -> RasaClient:
-    rasa: RasaClient = request.app.state.rasa
-    return rasa
-
-
 async def _database_check(factory: sessionmaker[Session]) -> bool:
     try:
         return await asyncio.wait_for(run_in_threadpool(database_ok, factory), HEALTH_TIMEOUT_SECONDS)
@@ -122,11 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     kb_index = LiveIndex(sessions, poll_seconds=settings.kb_poll_seconds)
     live = LiveHub(settings.redis_url, channel=f"{settings.redis_namespace}:live")
     scheduler = Scheduler(sessions, rasa, settings, live)
-    telegram = None
-    if settings.telegram_bot_token:
-        from bot.channels.telegram import TelegramChannel
-
-        telegram = TelegramChannel(settings, sessions, rasa, live)
+    telegram = TelegramChannel(settings, sessions, rasa, live) if settings.telegram_bot_token else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -167,36 +138,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.telegram = telegram
     register_error_handlers(app)
 
-    # Imported here because the routers import this module's dependencies (get_session ...).
-    from bot.channels.telegram import router as telegram_router
-    from bot.channels.web import MAX_BODY_BYTES
-    from bot.channels.web import router as web_router
-    from bot.channels.web_live import router as web_live_router
-    from bot.web.auth import router as auth_router
-    from bot.web.console_api import router as console_router
-    from bot.web.console_pages import router as pages_router
-    from bot.web.dashboard_api import router as dashboard_router
-    from bot.web.kb_api import router as kb_router
-    from bot.web.tickets_api import router as tickets_router
-
-    app.include_router(web_router)
-    app.include_router(telegram_router)
-    app.include_router(web_live_router)
-    app.include_router(auth_router)
-    app.include_router(kb_router)
-    app.include_router(tickets_router)
-    app.include_router(dashboard_router)
-    app.include_router(console_router)
-    app.include_router(pages_router)
-    app.add_middleware(DeclaredBodyLimit, path_prefix=web_router.prefix, max_bytes=MAX_BODY_BYTES)
+    for router in (
+        widget.router,
+        telegram_channel.router,
+        widget_live.router,
+        auth.router,
+        kb.router,
+        tickets.router,
+        dashboard.router,
+        console.router,
+        pages.router,
+    ):
+        app.include_router(router)
+    app.add_middleware(DeclaredBodyLimit, path_prefix=widget.router.prefix, max_bytes=widget.MAX_BODY_BYTES)
     # Added last, so it is outermost: the body limit's 413 gets CORS headers too.
     app.add_middleware(
         PathScopedCORS,
-        path_prefix=web_router.prefix + "/",
+        path_prefix=widget.router.prefix + "/",
         allow_origins=[o.strip() for o in settings.widget_allowed_origins.split(",") if o.strip()],
     )
-    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
-    app.mount("/widget", StaticFiles(directory=WEB_DIR / "static" / "widget"), name="widget")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/widget", StaticFiles(directory=STATIC_DIR / "widget"), name="widget")
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -227,15 +189,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             },
         }
         return JSONResponse(body, status_code=200 if all_ok else 503)
-
-    @app.get("/", response_class=HTMLResponse)
-    async def demo_chat(request: Request) -> HTMLResponse:
-        """The demo chat page (the embeddable widget comes later)."""
-        return templates.TemplateResponse(
-            request,
-            "index.html",
-            {"max_message_chars": settings.max_message_chars},
-            headers=DEMO_PAGE_HEADERS,
-        )
 
     return app

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.crm import db
+import actions.common
 from bot.crm.models import utcnow
-from bot.crm.seed import seed_demo_data
+from bot.demo.seed import seed_demo_data
 from bot.settings import Settings
 
 
@@ -19,4 +19,4 @@ def crm(settings: Settings, db_sessionmaker: sessionmaker[Session]) -> sessionma
     a delivery inside the returns window) with the real clock."""
     with db_sessionmaker.begin() as session:
         seed_demo_data(session, utcnow().date())
-    return db.configure(settings)
+    return actions.common.configure(settings)

@@ -31,6 +31,7 @@ from bot.crm.models import (
     ValueTier,
 )
 from tests.actions.test_orders import track, web_conversation
+from tests.support.trackers import make_tracker
 
 DOMAIN: dict[str, Any] = {
     "forms": {
@@ -51,19 +52,13 @@ SLOTS = ("order_number", "contact", "complaint_category", "complaint_details", "
 def tracker(
     conversation: Conversation, text: str = "", message_id: int | None = None, **slots: Any
 ) -> Tracker:
-    return Tracker.from_dict(
-        {
-            "sender_id": conversation.sender_id,
-            "slots": {**dict.fromkeys(SLOTS), "complaint_opening": None, **slots},
-            "latest_message": {
-                "text": text,
-                "intent": {"name": "complaint"},
-                "entities": [],
-                "metadata": {"message_id": message_id} if message_id else {},
-            },
-            "events": [],
-            "active_loop": {"name": "complaint_form"},
-        }
+    return make_tracker(
+        conversation.sender_id,
+        text,
+        "complaint",
+        slots={**dict.fromkeys(SLOTS), "complaint_opening": None, **slots},
+        active_loop={"name": "complaint_form"},
+        metadata={"message_id": message_id} if message_id else None,
     )
 
 

@@ -11,10 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from actions.csat import ActionGoodbye, ActionStartCsat, ActionSubmitCsat, ValidateCsatForm
-from bot.crm import tickets
+from bot.crm import sla, tickets
 from bot.crm.conversations import store_inbound
 from bot.crm.models import Conversation, CsatSurvey, SurveyStatus, Ticket, TicketStatus
 from tests.actions.test_orders import web_conversation
+from tests.support.trackers import make_tracker
 
 DOMAIN: dict[str, Any] = {"forms": {"csat_form": {"required_slots": ["csat_score", "csat_comment"]}}}
 
@@ -22,19 +23,17 @@ DOMAIN: dict[str, Any] = {"forms": {"csat_form": {"required_slots": ["csat_score
 def tracker(
     conversation: Conversation, entities: list[dict[str, Any]] | None = None, **slots: Any
 ) -> Tracker:
-    return Tracker.from_dict(
-        {
-            "sender_id": conversation.sender_id,
-            "slots": {
-                "csat_survey_id": None,
-                "csat_score": None,
-                "csat_comment": None,
-                "requested_slot": None,
-                **slots,
-            },
-            "latest_message": {"text": "", "intent": {"name": "goodbye"}, "entities": entities or []},
-            "events": [],
-        }
+    return make_tracker(
+        conversation.sender_id,
+        intent="goodbye",
+        slots={
+            "csat_survey_id": None,
+            "csat_score": None,
+            "csat_comment": None,
+            "requested_slot": None,
+            **slots,
+        },
+        entities=entities,
     )
 
 
@@ -72,6 +71,7 @@ async def test_the_scheduler_survey_starts_only_in_its_own_chat(crm: sessionmake
             subject="s",
             actor="bot",
             conversation_id=conversation.id,
+            policy=sla.default_policy(),
         )
         tickets.change_status(session, ticket, TicketStatus.RESOLVED, "agent:1", resolution="Done.")
         survey_id = session.scalars(select(CsatSurvey.id).where(CsatSurvey.ticket_id == ticket.id)).one()

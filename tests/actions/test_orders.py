@@ -35,6 +35,7 @@ from bot.crm.models import (
     VerificationAttempt,
     utcnow,
 )
+from tests.support.trackers import make_tracker
 
 DOMAIN: dict[str, Any] = {
     "forms": {"order_form": {"required_slots": ["order_number", "contact"]}},
@@ -48,23 +49,9 @@ def web_conversation(crm: sessionmaker[Session], visitor: str = "visitor-1") -> 
 
 
 def tracker_for(conversation: Conversation, slots: dict[str, Any] | None = None, **latest: Any) -> Tracker:
-    return Tracker.from_dict(
-        {
-            "sender_id": conversation.sender_id,
-            "slots": {"order_number": None, "contact": None, "requested_slot": None, **(slots or {})},
-            "latest_message": {
-                "text": latest.get("text", ""),
-                "intent": {},
-                "entities": [],
-                "metadata": latest.get("metadata", {}),
-            },
-            "events": [],
-            "paused": False,
-            "followup_action": None,
-            "active_loop": latest.get("active_loop", {}),
-            "latest_action_name": None,
-        }
-    )
+    """The order form's slots, empty unless given; `latest` goes to `make_tracker` (text, metadata...)."""
+    slots = {"order_number": None, "contact": None, "requested_slot": None, **(slots or {})}
+    return make_tracker(conversation.sender_id, slots=slots, **latest)
 
 
 async def track(conversation: Conversation, number: str, contact: str | None) -> tuple[list[Any], str]:

@@ -13,18 +13,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from actions.tickets import NOT_FOUND, ActionCheckTicket, ActionReopenTicket, ValidateTicketForm
 from bot.crm.models import Conversation, Ticket, TicketStatus, utcnow
 from tests.actions.test_orders import track, web_conversation
+from tests.support.trackers import make_tracker
 
 DOMAIN: dict[str, Any] = {"forms": {"ticket_form": {"required_slots": ["ticket_reference", "contact"]}}}
 
 
 def tracker(conversation: Conversation, **slots: Any) -> Tracker:
-    return Tracker.from_dict(
-        {
-            "sender_id": conversation.sender_id,
-            "slots": {"ticket_reference": None, "contact": None, **slots},
-            "latest_message": {"text": "", "intent": {"name": "check_ticket"}, "entities": []},
-            "events": [],
-        }
+    return make_tracker(
+        conversation.sender_id,
+        intent="check_ticket",
+        slots={"ticket_reference": None, "contact": None, **slots},
     )
 
 

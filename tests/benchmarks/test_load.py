@@ -16,7 +16,7 @@ from starlette.routing import Route
 from benchmarks import load
 from benchmarks.latency import percentile
 from benchmarks.load import CpuSnapshot, Turn, TurnRecord
-from tests.e2e.stack import serve
+from tests.support.stack import serve
 
 
 def record(kind: str, ended: float, latency: float, outcome: str = load.OK) -> TurnRecord:

@@ -1,5 +1,5 @@
 """Fixtures for the channels' tests: the fake Telegram Bot API (tests/fakes)."""
 
-from tests.fakes.fixtures import fake_telegram
+from tests.support.fakes.fixtures import fake_telegram
 
 __all__ = ["fake_telegram"]

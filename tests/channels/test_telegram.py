@@ -12,10 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
-from bot.channels import telegram
-from bot.channels.telegram import Outgoing, TelegramOutbox, render, split_text, utf16_length
+from bot.channels.telegram import outbox, updates
+from bot.channels.telegram.outbox import TelegramOutbox
+from bot.channels.telegram.render import Outgoing, keyboard, render, split_text, utf16_length
 from bot.crm.conversations import get_or_create_conversation, store_outbound
-from bot.crm.models import Agent, AuthorKind, Message, MessageStatus, TelegramUpdate
+from bot.crm.models import Agent, AuthorKind, Message, MessageStatus, TelegramUpdate, utcnow
+from bot.live import LiveHub
 
 CHAT = 4242
 
@@ -76,7 +78,7 @@ def test_buttons_become_an_inline_keyboard_naming_the_stored_message() -> None:
         [{"title": f"{n} ★", "payload": str(n)} for n in range(1, 6)],
         0,
     )
-    markup = telegram.keyboard(item)
+    markup = keyboard(item)
     assert markup is not None
     rows = markup.inline_keyboard
     assert [len(row) for row in rows] == [3, 2]
@@ -89,12 +91,12 @@ def test_buttons_become_an_inline_keyboard_naming_the_stored_message() -> None:
 
 def test_an_update_is_stored_once(db_sessionmaker: sessionmaker[Session]) -> None:
     with db_sessionmaker() as session:
-        assert telegram.remember_update(session, 1001, {"update_id": 1001})
-        assert not telegram.remember_update(session, 1001, {"update_id": 1001})
+        assert updates.remember_update(session, 1001, {"update_id": 1001})
+        assert not updates.remember_update(session, 1001, {"update_id": 1001})
     with db_sessionmaker() as session:
-        assert [u["update_id"] for u in telegram.unhandled_updates(session, telegram.utcnow())] == [1001]
-        telegram.mark_update_handled(session, 1001)
-        assert telegram.unhandled_updates(session, telegram.utcnow()) == []
+        assert [u["update_id"] for u in updates.unhandled_updates(session, utcnow())] == [1001]
+        updates.mark_update_handled(session, 1001)
+        assert updates.unhandled_updates(session, utcnow()) == []
         assert session.get_one(TelegramUpdate, 1001).handled_at is not None
 
 
@@ -141,7 +143,7 @@ def statuses(sessions: sessionmaker[Session]) -> list[tuple[str, MessageStatus]]
 
 def run_outbox(sessions: sessionmaker[Session], fake: ScriptedTelegram, passes: int = 1) -> None:
     async def go() -> None:
-        outbox = TelegramOutbox(sessions, telegram.LiveHub(), fake.send_message)
+        outbox = TelegramOutbox(sessions, LiveHub(), fake.send_message)
         for _ in range(passes):
             await outbox.drain()
 
@@ -158,7 +160,7 @@ def no_waiting(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         slept.append(seconds)
         await real_sleep(0)
 
-    monkeypatch.setattr(telegram.asyncio, "sleep", record)
+    monkeypatch.setattr(outbox.asyncio, "sleep", record)
     return slept
 
 
@@ -187,7 +189,7 @@ def test_network_trouble_postpones_and_later_messages_wait_their_turn(
     db_sessionmaker: sessionmaker[Session],
 ) -> None:
     queue_messages(db_sessionmaker, "first", "second")
-    fake = ScriptedTelegram([NetworkError("connection refused")] * telegram.QUICK_TRIES)
+    fake = ScriptedTelegram([NetworkError("connection refused")] * outbox.QUICK_TRIES)
     run_outbox(db_sessionmaker, fake)
     assert fake.delivered == []
     with db_sessionmaker() as session:
@@ -227,7 +229,7 @@ def test_a_long_agent_reply_goes_in_parts_and_a_retry_does_not_repeat_a_part(
     # The first part goes through; the second meets a network failure four times in a row.
     fake = ScriptedTelegram()
     original = fake.send_message
-    failures_left = telegram.QUICK_TRIES
+    failures_left = outbox.QUICK_TRIES
 
     async def flaky(**kwargs: Any) -> None:
         nonlocal failures_left
@@ -254,7 +256,7 @@ def test_a_long_agent_reply_goes_in_parts_and_a_retry_does_not_repeat_a_part(
 
 
 async def _drain_with(sessions: sessionmaker[Session], send: Callable[..., Any]) -> None:
-    await TelegramOutbox(sessions, telegram.LiveHub(), send).drain()
+    await TelegramOutbox(sessions, LiveHub(), send).drain()
 
 
 def test_two_senders_never_send_the_same_message_twice(db_sessionmaker: sessionmaker[Session]) -> None:
@@ -263,8 +265,8 @@ def test_two_senders_never_send_the_same_message_twice(db_sessionmaker: sessionm
     fake = ScriptedTelegram()
 
     async def two_gateways() -> None:
-        first = TelegramOutbox(db_sessionmaker, telegram.LiveHub(), fake.send_message)
-        second = TelegramOutbox(db_sessionmaker, telegram.LiveHub(), fake.send_message)
+        first = TelegramOutbox(db_sessionmaker, LiveHub(), fake.send_message)
+        second = TelegramOutbox(db_sessionmaker, LiveHub(), fake.send_message)
         for _ in range(5):
             await asyncio.gather(first.drain(), second.drain())
 

@@ -13,13 +13,13 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channels import telegram
 from bot.channels.pipeline import FALLBACK_TEXT
+from bot.channels.telegram.channel import NOT_TEXT_TEXT, WEBHOOK_PATH
 from bot.crm.models import Message, MessageStatus, TelegramUpdate
 from bot.settings import Settings
 from bot.web.app import create_app
-from tests.e2e.stack import free_port
-from tests.fakes.telegram_api import FakeTelegram, command_update, text_update
+from tests.support.fakes.telegram_api import FakeTelegram, command_update, text_update
+from tests.support.stack import free_port
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ async def test_a_photo_gets_an_explanation_and_leaves_a_record(
     update["message"]["photo"] = [{"file_id": "abc", "file_unique_id": "abc1", "width": 90, "height": 90}]
     fake_telegram.queue_update(update)
     texts = await sent_to(fake_telegram, 5003, 1)
-    assert texts == [telegram.NOT_TEXT_TEXT]
+    assert texts == [NOT_TEXT_TEXT]
     with db_sessionmaker() as session:
         assert session.scalars(select(Message.text).where(Message.direction == "in")).all() == ["[photo]"]
 
@@ -100,5 +100,5 @@ async def test_a_photo_gets_an_explanation_and_leaves_a_record(
 async def test_the_webhook_route_is_closed_in_polling_mode(polling_app: FastAPI) -> None:
     transport = httpx.ASGITransport(app=polling_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        response = await client.post(telegram.WEBHOOK_PATH, json=text_update(5004, "hi"))
+        response = await client.post(WEBHOOK_PATH, json=text_update(5004, "hi"))
     assert response.status_code == 404

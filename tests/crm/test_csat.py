@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from bot.crm import csat
 from bot.crm.conversations import get_or_create_conversation
 from bot.crm.models import SurveyStatus, utcnow
-from bot.crm.seed import seed_demo_data
+from bot.demo.seed import seed_demo_data
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from bot.crm.models import (
     TicketPriority,
     ValueTier,
 )
-from bot.crm.seed import seed_demo_data
+from bot.demo.seed import seed_demo_data
 from bot.errors import Conflict, Forbidden
 from bot.settings import Settings
 
@@ -91,6 +91,7 @@ def test_an_open_ticket_in_the_chat_is_linked_not_duplicated(crm: sessionmaker[S
             actor="bot",
             conversation_id=chat.id,
             customer_id=chat.customer_id,
+            policy=sla.load_policy(POLICY_FILE),
         )
         escalation = _escalate(session, chat, "severe_complaint", TUESDAY_10)
         assert escalation.ticket is not None and escalation.ticket.id == complaint.id

@@ -37,7 +37,7 @@ from bot.crm.models import (
     TicketStatus,
 )
 from bot.crm.orders import link_conversation
-from bot.crm.seed import seed_demo_data
+from bot.demo.seed import seed_demo_data
 from bot.errors import NotFound
 from bot.settings import PROJECT_ROOT, Settings
 
@@ -136,7 +136,7 @@ def build_shop(session: Session) -> Shop:
     complaint = tickets.open_ticket(
         session, kind="complaint", category="product_defect", subject="A faulty product (order #100002)",
         description=ANA_SECRET, actor="bot", customer_id=ana.id, conversation_id=web.id,
-        order_id=lantern.id, source_message_id=complaint_message.id,
+        order_id=lantern.id, source_message_id=complaint_message.id, policy=sla.load_policy(POLICY_FILE),
     )  # fmt: skip
     tickets.customer_replied(session, complaint, f"{ANA_SECRET}, call me on {ANA_PHONE}", 7)
     tickets.add_event(session, complaint, "agent:1", "note", {"text": f"{ANA_NAME} sounded upset"})
@@ -150,7 +150,9 @@ def build_shop(session: Session) -> Shop:
     )
     survey = csat.request_survey(session, trigger="ticket_resolved", ticket=complaint)
     assert survey is not None
-    csat.record_answer(session, survey, 4, f"thanks, {ANA_SECRET} is fixed")
+    tickets.record_survey_answer(
+        session, survey, 4, f"thanks, {ANA_SECRET} is fixed", policy=sla.load_policy(POLICY_FILE)
+    )
     article = KbArticle(slug="returns")
     session.add(article)
     session.flush()
@@ -197,6 +199,7 @@ def build_shop(session: Session) -> Shop:
     tickets.open_ticket(
         session, kind="complaint", category="delivery_problem", subject="Doorstop missing",
         description=JONAS_SECRET, actor="bot", customer_id=jonas.id, conversation_id=jonas_chat.id,
+        policy=sla.load_policy(POLICY_FILE),
     )  # fmt: skip
     session.flush()
     return Shop(ana.id, jonas.id, telegram.id)

@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.crm import csat, tickets
+from bot.crm import sla, tickets
 from bot.crm.conversations import get_or_create_conversation, store_inbound
 from bot.crm.models import (
     CsatSurvey,
@@ -22,8 +22,9 @@ from bot.crm.models import (
     ValueTier,
     utcnow,
 )
-from bot.crm.seed import seed_demo_data
+from bot.crm.priority import priority_for
 from bot.crm.tickets import IllegalTransition
+from bot.demo.seed import seed_demo_data
 
 S = TicketStatus
 REOPEN_DAYS = 7
@@ -46,7 +47,7 @@ def new_ticket(session: Session, **overrides: object) -> Ticket:
         "conversation_id": conversation.id,
     }
     fields.update(overrides)
-    return tickets.open_ticket(session, **fields)  # type: ignore[arg-type]
+    return tickets.open_ticket(session, policy=sla.default_policy(), **fields)  # type: ignore[arg-type]
 
 
 def test_a_new_ticket_has_a_reference_a_due_time_and_a_created_event(session: Session) -> None:
@@ -185,7 +186,7 @@ def test_one_customer_message_never_opens_two_tickets(session: Session) -> None:
 def test_priority_comes_from_severity_and_value_tier(
     severity: Severity, tier: ValueTier, priority: TicketPriority
 ) -> None:
-    assert tickets.priority_for(severity, tier) is priority
+    assert priority_for(severity, tier) is priority
 
 
 def test_a_vip_complaint_is_prioritised_and_promised_sooner(session: Session) -> None:
@@ -228,7 +229,7 @@ def test_a_low_rating_opens_a_follow_up_for_the_lead_and_it_asks_no_survey_itsel
     ticket = new_ticket(session)
     tickets.change_status(session, ticket, S.RESOLVED, "agent:1", resolution="Done.")
     survey = session.scalars(select(CsatSurvey).where(CsatSurvey.ticket_id == ticket.id)).one()
-    follow_up = csat.record_answer(session, survey, 2, "took a week")
+    follow_up = tickets.record_survey_answer(session, survey, 2, "took a week", policy=sla.default_policy())
     assert follow_up is not None and follow_up.kind == "csat_follow_up"
     assert follow_up.parent_ticket_id == ticket.id and survey.follow_up_ticket_id == follow_up.id
     assert (ticket.csat_score, ticket.csat_comment) == (2, "took a week")
@@ -237,4 +238,4 @@ def test_a_low_rating_opens_a_follow_up_for_the_lead_and_it_asks_no_survey_itsel
     happy = new_ticket(session)
     tickets.change_status(session, happy, S.RESOLVED, "agent:1", resolution="Done.")
     happy_survey = session.scalars(select(CsatSurvey).where(CsatSurvey.ticket_id == happy.id)).one()
-    assert csat.record_answer(session, happy_survey, 4, None) is None
+    assert tickets.record_survey_answer(session, happy_survey, 4, None, policy=sla.default_policy()) is None

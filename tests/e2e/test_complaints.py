@@ -22,8 +22,8 @@ from bot.crm.models import (
     TicketPriority,
     TicketStatus,
 )
-from bot.crm.seed import DEMO_PASSWORD_AGENT
-from tests.e2e.stack import Stack, running_stack, stack_settings
+from bot.demo.seed import DEMO_PASSWORD_AGENT
+from tests.support.stack import Stack, running_stack, stack_settings
 
 pytestmark = pytest.mark.rasa
 

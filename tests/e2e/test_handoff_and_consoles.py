@@ -19,9 +19,9 @@ from sqlalchemy import select
 
 from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import Conversation, CsatSurvey, Handoff
-from bot.crm.seed import DEMO_PASSWORD_AGENT, DEMO_PASSWORD_LEAD
-from tests.browser import chromium, log_in
-from tests.e2e.stack import Stack, console, running_stack
+from bot.demo.seed import DEMO_PASSWORD_AGENT, DEMO_PASSWORD_LEAD
+from tests.support.browser import chromium, log_in
+from tests.support.stack import Stack, console, running_stack
 
 pytestmark = pytest.mark.rasa
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import KbArticle, KbFeedback, KbGap
-from bot.crm.seed import DEMO_PASSWORD_LEAD
-from tests.e2e.stack import Stack, running_stack
+from bot.demo.seed import DEMO_PASSWORD_LEAD
+from tests.support.stack import Stack, running_stack
 
 pytestmark = pytest.mark.rasa
 

@@ -19,7 +19,7 @@ from bot.crm.models import (
     MessageStatus,
     VerificationAttempt,
 )
-from tests.e2e.stack import Stack, free_port, running_stack, stack_settings
+from tests.support.stack import Stack, free_port, running_stack, stack_settings
 
 pytestmark = pytest.mark.rasa
 

@@ -3,7 +3,7 @@ on PostgreSQL and Redis, every process real and started from the replicas' Procf
 
 Needs PostgreSQL (KEFU_TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres)
 and the redis-server program (the tests run a Redis of their own so they can stop it); see
-tests/services.py. The database is reached through a TCP proxy so a test can make it refuse
+tests/support/services.py. The database is reached through a TCP proxy so a test can make it refuse
 connections for a while.
 """
 
@@ -21,11 +21,11 @@ from sqlalchemy.engine import make_url
 from websockets.sync.client import connect as websocket_connect
 
 from bot.channels.pipeline import FALLBACK_TEXT
-from bot.crm.seed import DEMO_PASSWORD_AGENT
+from bot.demo.seed import DEMO_PASSWORD_AGENT
 from bot.errors import DATABASE_DOWN_TEXT
-from tests.e2e.cluster import Cluster, cluster_settings, start_cluster
-from tests.fakes.tcp_proxy import TcpProxy
-from tests.services import PrivateRedis, postgres_database, private_redis, redis_namespace
+from tests.support.cluster import Cluster, cluster_settings, start_cluster
+from tests.support.fakes.tcp_proxy import TcpProxy
+from tests.support.services import PrivateRedis, postgres_database, private_redis, redis_namespace
 
 pytestmark = [pytest.mark.rasa, pytest.mark.postgres]
 

@@ -1,5 +1,5 @@
 """Telegram end to end: the real gateway, Rasa and action server, with Telegram's servers played by
-a fake Bot API on loopback (tests/fakes/telegram_api.py). The gateway runs in webhook mode as in
+a fake Bot API on loopback (tests/support/fakes/telegram_api.py). The gateway runs in webhook mode as in
 production: it registers its webhook with the fake, which then posts updates to it."""
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ from bot.crm.models import (
     Message,
     TelegramUpdate,
 )
-from bot.crm.seed import DEMO_PASSWORD_AGENT
-from tests.e2e.stack import Stack, console, running_stack, stack_settings
-from tests.fakes.telegram_api import (
+from bot.demo.seed import DEMO_PASSWORD_AGENT
+from tests.support.fakes.telegram_api import (
     FakeTelegram,
     callback_query_update,
     command_update,
     post_update,
     text_update,
 )
+from tests.support.stack import Stack, console, running_stack, stack_settings
 
 pytestmark = pytest.mark.rasa
 

@@ -16,7 +16,7 @@ from bot.crm.models import (
 from bot.errors import BadRequest, Conflict, Forbidden, NotFound
 from knowledge_base import curation, embedding, store
 from knowledge_base.live import LiveIndex
-from tests.knowledge_base.conftest import lead, second_lead
+from tests.support.knowledge import lead, second_lead
 
 NEW = {
     "title": "Can I collect my order from your warehouse?",

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.crm.models import ArticleStatus, GapStatus, KbGap
 from bot.errors import BadRequest
 from knowledge_base import curation, gaps, seeds
-from tests.knowledge_base.conftest import lead
+from tests.support.knowledge import lead
 
 ARTICLE = {
     "slug": "gift-wrapping",

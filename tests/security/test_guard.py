@@ -21,10 +21,10 @@ from bot.channels import guard
 from bot.channels.pipeline import handle_message
 from bot.crm.conversations import get_or_create_conversation, store_inbound, store_outbound
 from bot.crm.models import AuthorKind
+from bot.live import LiveHub
 from bot.rasa_client import BotReply, RasaClient
 from bot.settings import Settings
 from bot.web.app import create_app
-from bot.web.live import LiveHub
 
 ORDER_BUTTONS = [
     {"title": "#100001 · in transit", "payload": '/track_order{"order_number": "100001"}'},
@@ -180,7 +180,7 @@ async def test_telegram_commands_still_reach_rasa_as_the_gateway_translated_them
     hub = LiveHub()
     try:
         with db_sessionmaker() as session:
-            # As bot/channels/telegram.py calls the pipeline for /start and for a typed "/ /intent" text.
+            # As the Telegram channel calls the pipeline for /start and for a typed "/ /intent" text.
             await handle_message(
                 session, web_settings, rasa, hub, "telegram", "4242", "/start", "1", bot_text="/greet"
             )

@@ -1,9 +1,9 @@
-"""Rate limits on the widget's API (bot/web/ratelimit.py): per visitor and per client address, in
+"""Rate limits on the widget's API (bot/channels/widget_ratelimit.py): per visitor and per client address, in
 memory and in Redis, shared by two gateways, and open (never locking customers out) while Redis is down.
 
 Redis is the one on this machine (KEFU_TEST_REDIS_URL, default redis://127.0.0.1:6379/0; the tests
 fail, saying so, when it does not answer) with a key prefix of each test's own, or a redis-server
-of the test's own that it stops and starts (tests/services.py).
+of the test's own that it stops and starts (tests/support/services.py).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from bot.channels import widget_ratelimit
+from bot.channels.widget_ratelimit import Limit, MemoryBackend, RedisBackend
 from bot.crm.models import Direction, Message
 from bot.settings import Settings
-from bot.web import ratelimit
 from bot.web.app import create_app
-from bot.web.ratelimit import Limit, MemoryBackend, RedisBackend
-from tests.services import REDIS_URL, private_redis, redis_namespace, require_redis
+from tests.support.services import REDIS_URL, private_redis, redis_namespace, require_redis
 
 
 class Clock:
@@ -221,8 +221,8 @@ async def test_while_redis_is_down_customers_get_through_and_one_warning_says_so
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ratelimit, "REDIS_RETRY_SECONDS", 0.0)  # try Redis again on every request
-    caplog.set_level(logging.WARNING, logger=ratelimit.__name__)
+    monkeypatch.setattr(widget_ratelimit, "REDIS_RETRY_SECONDS", 0.0)  # try Redis again on every request
+    caplog.set_level(logging.WARNING, logger=widget_ratelimit.__name__)
     with private_redis(tmp_path) as server:
         settings = redis_settings.model_copy(update={"redis_url": server.url})
         async with gateway(settings) as http:
@@ -260,7 +260,7 @@ async def test_an_unreachable_redis_is_not_asked_again_at_once(monkeypatch: pyte
     for _ in range(5):
         assert await backend.acquire(limit) is None
     assert len(calls) == 1  # then Redis is left alone for REDIS_RETRY_SECONDS
-    clock.now += ratelimit.REDIS_RETRY_SECONDS
+    clock.now += widget_ratelimit.REDIS_RETRY_SECONDS
     assert await backend.acquire(limit) is None
     assert len(calls) == 2
     await backend.aclose()

@@ -41,7 +41,7 @@ PUBLIC = {
     ("GET", "/api/web/history"): "the widget: the visitor id is the key to the chat",
     ("WS", "/api/web/live"): "the widget: the visitor id is the key to the chat",
     ("POST", "/telegram/webhook"): "Telegram: X-Telegram-Bot-Api-Secret-Token, else 401",
-    ("POST", "/api/auth/login"): "logging in (throttled, tests/web/test_login_limits.py)",
+    ("POST", "/api/auth/login"): "logging in (throttled, tests/web/routes/test_auth.py)",
     ("GET", "/console/login"): "the login page",
     ("MOUNT", "/static"): "the consoles' scripts and styles",
     ("MOUNT", "/widget"): "the widget's script and the demo shop page",

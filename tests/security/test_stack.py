@@ -30,12 +30,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import AuditLog, Conversation, CsatSurvey
-from bot.crm.seed import DEMO_PASSWORD_AGENT, DEMO_PASSWORD_LEAD
+from bot.demo.seed import DEMO_PASSWORD_AGENT, DEMO_PASSWORD_LEAD
 from bot.settings import Settings
-from tests.browser import chromium, log_in, new_page
-from tests.e2e.stack import Stack, console, running_stack, stack_settings
-from tests.e2e.test_widget import ShopSite, open_shop
-from tests.fakes.telegram_api import FakeTelegram, command_update, text_update
+from tests.support.browser import chromium, log_in, new_page
+from tests.support.fakes.telegram_api import FakeTelegram, command_update, text_update
+from tests.support.stack import Stack, console, running_stack, stack_settings
+from tests.support.widget import ShopSite, open_shop
 
 pytestmark = pytest.mark.rasa
 
@@ -94,7 +94,7 @@ def stack(fake: FakeTelegram, tmp_path_factory: pytest.TempPathFactory) -> Itera
         }
     )
     with pytest.MonkeyPatch.context() as env:
-        # The stack's processes inherit these (tests/e2e/stack.py passes the rest of the environment on).
+        # The stack's processes inherit these (tests/support/stack.py passes the rest of the environment on).
         env.setenv("SECRET_KEY", SECRET_KEY)
         env.setenv("UVICORN_LOG_CONFIG", str(log_config))
         with running_stack(workdir, settings=settings) as running:

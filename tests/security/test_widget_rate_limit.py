@@ -14,12 +14,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
+from bot.channels import widget_ratelimit
 from bot.settings import Settings
-from bot.web import ratelimit
 from bot.web.app import create_app
-from tests.browser import chromium, new_page
-from tests.e2e.stack import serve
-from tests.e2e.test_widget import ShopSite, open_shop
+from tests.support.browser import chromium, new_page
+from tests.support.stack import serve
+from tests.support.widget import ShopSite, open_shop
 
 WINDOW_SECONDS = 6.0
 
@@ -33,7 +33,7 @@ def browser() -> Iterator[Browser]:
 def test_a_message_over_the_limit_waits_says_why_and_is_sent_once_later(
     web_settings: Settings, browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ratelimit, "WINDOW_SECONDS", WINDOW_SECONDS)
+    monkeypatch.setattr(widget_ratelimit, "WINDOW_SECONDS", WINDOW_SECONDS)
     settings = web_settings.model_copy(update={"web_rate_per_minute": 2, "rasa_timeout_seconds": 0.5})
     site = ShopSite(tmp_path)
     page = new_page(browser, 1400, 900)

@@ -1,0 +1,228 @@
+"""The knowledge-base actions against the seeded database: what the customer sees, what is stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+import actions.common
+from actions import knowledge
+from actions.knowledge import ActionAnswerQuestion, ActionKbFollowup
+from bot.crm.conversations import get_or_create_conversation
+from bot.crm.models import Conversation, ConversationMode, Handoff, KbArticle, KbFeedback, KbGap
+from bot.settings import Settings
+from knowledge_base.live import LiveIndex
+from tests.support.trackers import make_tracker
+
+DOMAIN: dict[str, Any] = {}
+
+
+@pytest.fixture
+def sender(kb: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> str:
+    live = LiveIndex(kb)
+    live.refresh()
+    monkeypatch.setattr(knowledge, "kb_index", lambda: live)
+    with kb.begin() as session:
+        return get_or_create_conversation(session, "web", "visitor-kb").sender_id
+
+
+async def run(action: Any, track: Tracker) -> tuple[list[dict[str, Any]], dict[str, Any], list[Any]]:
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, track, DOMAIN)
+    slots = {event["name"]: event["value"] for event in events if event.get("event") == "slot"}
+    return dispatcher.messages, slots, events
+
+
+def feedback(kb: sessionmaker[Session]) -> list[tuple[str, str, bool | None]]:
+    with kb.begin() as session:
+        rows = session.execute(
+            select(KbArticle.slug, KbFeedback.shown_as, KbFeedback.helpful)
+            .join(KbArticle, KbArticle.id == KbFeedback.article_id)
+            .order_by(KbFeedback.id)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+async def test_a_clear_question_gets_the_article_and_is_asked_if_it_helped(
+    kb: sessionmaker[Session], sender: str
+) -> None:
+    messages, slots, _ = await run(
+        ActionAnswerQuestion(), make_tracker(sender, "how long does delivery to austria take", "ask_question")
+    )
+
+    article, question = messages
+    assert article["text"].startswith("How long does delivery take?\n") and "Austria" in article["text"]
+    assert "\n\n" not in article["text"]  # Rasa would cut the article into separate messages there
+    assert article["custom"] == {"metadata": {"kb_article": "delivery-times"}}
+    assert question["text"] == "Did this solve it?" and [b["payload"] for b in question["buttons"]] == [
+        "/affirm",
+        "/deny",
+    ]
+    assert slots["kb_state"] == "answered" and slots["kb_article"] == "delivery-times"
+    assert feedback(kb) == [("delivery-times", "answer", None)]
+
+
+async def test_yes_marks_the_answer_helpful(kb: sessionmaker[Session], sender: str) -> None:
+    await run(
+        ActionAnswerQuestion(), make_tracker(sender, "how long does delivery to austria take", "ask_question")
+    )
+    messages, slots, _ = await run(
+        ActionKbFollowup(),
+        make_tracker(
+            sender, "yes thanks", "affirm", {"kb_state": "answered", "kb_article": "delivery-times"}
+        ),
+    )
+
+    assert "glad that helped" in messages[0]["text"]
+    assert slots["kb_state"] is None
+    assert feedback(kb) == [("delivery-times", "answer", True)]
+
+
+async def test_no_offers_the_next_article_then_a_person_and_records_a_gap(
+    kb: sessionmaker[Session], sender: str
+) -> None:
+    state = {
+        "kb_state": "answered",
+        "kb_article": "delivery-times",
+        "kb_candidates": ["express-delivery"],
+        "kb_query": "how long does delivery to austria take",
+    }
+    await run(ActionAnswerQuestion(), make_tracker(sender, state["kb_query"], "ask_question"))
+
+    messages, slots, _ = await run(ActionKbFollowup(), make_tracker(sender, "no", "deny", state))
+    assert any(m.get("custom") == {"metadata": {"kb_article": "express-delivery"}} for m in messages)
+    assert slots == {"kb_state": "answered", "kb_article": "express-delivery", "kb_candidates": []}
+
+    messages, slots, _ = await run(
+        ActionKbFollowup(), make_tracker(sender, "nope", "deny", {**state, **slots})
+    )
+    assert "talk to a person" in messages[0]["text"]
+    assert [b["payload"] for b in messages[0]["buttons"]] == ["/request_human", "/deny"]
+    assert slots["kb_state"] == "offered_person"
+    assert feedback(kb) == [("delivery-times", "answer", False), ("express-delivery", "next", False)]
+    with kb.begin() as session:
+        assert session.scalars(select(KbGap.reason)).all() == ["unhelpful"]
+
+
+async def test_yes_to_the_offer_of_a_person_hands_over(sender: str) -> None:
+    _, _, events = await run(
+        ActionKbFollowup(), make_tracker(sender, "yes please", "affirm", {"kb_state": "offered_person"})
+    )
+
+    assert FollowupAction("action_request_human") in events
+
+
+async def test_nothing_relevant_says_so_offers_a_person_and_records_a_gap(
+    kb: sessionmaker[Session], sender: str
+) -> None:
+    messages, slots, _ = await run(
+        ActionAnswerQuestion(),
+        make_tracker(sender, "do you sell spare parts for vintage motorbikes", "ask_question"),
+    )
+
+    assert messages[0]["text"].startswith("I'm sorry, I don't have an answer to that yet")
+    assert slots["kb_state"] == "offered_person"
+    with kb.begin() as session:
+        gap = session.scalars(select(KbGap)).one()
+        assert (gap.question, gap.reason) == ("do you sell spare parts for vintage motorbikes", "no_match")
+
+
+async def test_a_vague_question_offers_a_choice_and_a_typed_pick_shows_it(
+    kb: sessionmaker[Session], sender: str, settings: Settings
+) -> None:
+    # Make the answer band unreachable so this question lands in the middle band.
+    actions.common.configure(settings.model_copy(update={"kb_answer_score": 2.0}))
+    messages, slots, _ = await run(
+        ActionAnswerQuestion(), make_tracker(sender, "problem with my payment", "ask_question")
+    )
+
+    buttons = messages[0]["buttons"]
+    assert 2 <= len(buttons) - 1 <= 3 and buttons[-1]["payload"] == "/deny"
+    assert buttons[0]["payload"] == f'/choose_article{{"kb_article":"{slots["kb_candidates"][0]}"}}'
+    assert slots["kb_state"] == "offered_choices"
+
+    messages, chosen, _ = await run(
+        ActionAnswerQuestion(), make_tracker(sender, "the second one", "choose_article", slots)
+    )
+    assert messages[0]["custom"] == {"metadata": {"kb_article": slots["kb_candidates"][1]}}
+    assert chosen["kb_article"] == slots["kb_candidates"][1]
+    assert feedback(kb) == [(slots["kb_candidates"][1], "chosen", None)]
+
+
+async def test_a_button_pick_of_an_archived_article_is_explained(
+    kb: sessionmaker[Session], sender: str
+) -> None:
+    with kb.begin() as session:
+        session.scalars(select(KbArticle).where(KbArticle.slug == "cookies")).one().status = "archived"  # type: ignore[assignment]
+    pick = make_tracker(
+        sender,
+        '/choose_article{"kb_article":"cookies"}',
+        "choose_article",
+        entities=[{"entity": "kb_article", "value": "cookies"}],
+    )
+
+    messages, _, _ = await run(ActionAnswerQuestion(), pick)
+
+    assert "isn't available any more" in messages[0]["text"]
+
+
+async def test_in_the_middle_of_the_order_form_the_answer_comes_without_questions(sender: str) -> None:
+    messages, slots, events = await run(
+        ActionAnswerQuestion(),
+        make_tracker(
+            sender, "which payment methods do you accept", "ask_question", active_loop={"name": "order_form"}
+        ),
+    )
+
+    assert len(messages) == 1 and messages[0]["custom"] == {"metadata": {"kb_article": "payment-methods"}}
+    assert events == [] and not any(isinstance(e, SlotSet) for e in events)
+
+
+async def test_punctuation_alone_asks_for_words(sender: str) -> None:
+    messages, _, _ = await run(ActionAnswerQuestion(), make_tracker(sender, "???", "nlu_fallback"))
+
+    assert messages[0]["text"] == knowledge.EMPTY_QUESTION
+
+
+async def test_when_search_fails_the_customer_is_offered_a_person(
+    sender: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> LiveIndex:
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(knowledge, "kb_index", broken)
+    messages, slots, _ = await run(
+        ActionAnswerQuestion(), make_tracker(sender, "how do refunds work", "ask_question")
+    )
+
+    assert messages[0]["text"] == knowledge.SEARCH_DOWN and slots["kb_state"] == "offered_person"
+
+
+async def test_a_second_unanswerable_question_in_a_row_goes_to_a_person(
+    kb: sessionmaker[Session], sender: str
+) -> None:
+    first, _, _ = await run(
+        ActionAnswerQuestion(),
+        make_tracker(sender, "do you sell spare parts for vintage motorbikes", "ask_question"),
+    )
+    second = make_tracker(sender, "what about sidecars for a 1962 motorbike", "ask_question")
+    second.events = [
+        {"event": "user", "text": "do you sell spare parts for vintage motorbikes"},
+        {"event": "bot", "text": first[0]["text"]},
+        {"event": "user", "text": "what about sidecars for a 1962 motorbike"},
+    ]
+    messages, _, events = await run(ActionAnswerQuestion(), second)
+
+    assert messages[0]["text"].startswith("I'm sorry, I can't find an answer to that either.")
+    assert "passing you to a person" in messages[0]["text"]
+    assert events[-1]["event"] == "pause"
+    with kb.begin() as session:
+        conversation = session.scalars(select(Conversation).where(Conversation.sender_id == sender)).one()
+        assert conversation.mode is ConversationMode.PENDING_AGENT
+        assert session.scalars(select(Handoff.reason)).all() == ["repeated_fallback"]

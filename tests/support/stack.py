@@ -1,0 +1,194 @@
+"""Starts Kefu's real processes from the Procfile with honcho, as `make run` does, on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import uvicorn
+from starlette.types import ASGIApp
+
+from bot.processes import process_env
+from bot.settings import PROJECT_ROOT, Settings
+
+MODEL = PROJECT_ROOT / "models" / "kefu.tar.gz"
+START_TIMEOUT_SECONDS = 240
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_ports_in_a_row(count: int) -> int:
+    """A port such that it and the `count - 1` after it are free (replicated gateways take
+    consecutive ports)."""
+    for _ in range(50):
+        start = free_port()
+        if start + count < 65535 and all(_bindable(start + i) for i in range(1, count)):
+            return start
+    raise RuntimeError(f"no {count} consecutive free ports on loopback")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    gateway_url: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def stack_settings(workdir: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{workdir / 'kefu.db'}",
+        tracker_store_url=f"sqlite:///{workdir / 'tracker.db'}",
+        gateway_port=free_port(),
+        rasa_url=f"http://127.0.0.1:{free_port()}",
+        action_server_url=f"http://127.0.0.1:{free_port()}",
+        rasa_token="e2e-test-token",
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment that makes every Kefu process read these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEFU_", "PYTEST_", "TELEGRAM_"))}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        TRACKER_STORE_URL=settings.tracker_store_url,
+        RASA_URL=settings.rasa_url,
+        RASA_TOKEN=settings.rasa_token,
+        ACTION_SERVER_URL=settings.action_server_url,
+        GATEWAY_PORT=str(settings.gateway_port),
+        SCHEDULER_INTERVAL_SECONDS=str(settings.scheduler_interval_seconds),
+        SURVEY_QUIET_SECONDS=str(settings.survey_quiet_seconds),
+        TELEGRAM_BOT_TOKEN=settings.telegram_bot_token,
+        TELEGRAM_MODE=settings.telegram_mode,
+        TELEGRAM_WEBHOOK_URL=settings.telegram_webhook_url,
+        TELEGRAM_WEBHOOK_SECRET=settings.telegram_webhook_secret,
+        TELEGRAM_API_URL=settings.telegram_api_url,
+        REDIS_URL=settings.redis_url,
+        REDIS_NAMESPACE=settings.redis_namespace,
+        GATEWAY_REPLICAS=str(settings.gateway_replicas),
+        WEB_RATE_PER_MINUTE=str(settings.web_rate_per_minute),
+        WEB_RATE_PER_ADDRESS_PER_MINUTE=str(settings.web_rate_per_address_per_minute),
+        RASA_TELEMETRY_ENABLED="false",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    env.update(process_env(settings))
+    return env
+
+
+def prepare_database(settings: Settings) -> None:
+    env = settings_env(settings)
+    kefu = str(PROJECT_ROOT / ".venv" / "bin" / "kefu")
+    for args in (["db", "upgrade"], ["db", "seed"], ["kb", "import"]):
+        subprocess.run([kefu, *args], env=env, cwd=PROJECT_ROOT, check=True, capture_output=True)
+
+
+@contextmanager
+def running_stack(workdir: Path, *processes: str, settings: Settings | None = None) -> Iterator[Stack]:
+    """Run the Procfile (or some of its processes) until the gateway answers /healthz."""
+    if not MODEL.exists():
+        raise RuntimeError(f"{MODEL} is missing: train it first with `make test` (or `make train`)")
+    settings = settings or stack_settings(workdir)
+    prepare_database(settings)
+    log_path = workdir / f"honcho-{settings.gateway_port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(PROJECT_ROOT / ".venv" / "bin" / "honcho"), "start", "-f", "Procfile", *processes],
+            cwd=PROJECT_ROOT,
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stack = Stack(settings, f"http://127.0.0.1:{settings.gateway_port}", log_path, process)
+    try:
+        wait_until_up(stack, need_all=not processes)
+        yield stack
+    finally:
+        stop(process)
+
+
+def wait_until_up(stack: Stack, need_all: bool) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if stack.process.poll() is not None:
+            raise RuntimeError(f"the processes exited early:\n{stack.log()[-4000:]}")
+        try:
+            response = httpx.get(f"{stack.gateway_url}/healthz", timeout=5)
+            body = response.json()
+            last = str(body)
+            if response.status_code == 200 or (
+                not need_all and body.get("rasa", {}).get("model_loaded") and body["database"]["ok"]
+            ):
+                return
+        except httpx.HTTPError as error:
+            last = repr(error)
+        time.sleep(1)
+    raise RuntimeError(f"not healthy after {START_TIMEOUT_SECONDS}s ({last}):\n{stack.log()[-4000:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as a user would; honcho then stops every process it started."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextmanager
+def console(stack: Stack, email: str, password: str) -> Iterator[httpx.Client]:
+    """An HTTP client logged in to the stack's consoles as `email`, with the CSRF header set."""
+    with httpx.Client(base_url=stack.gateway_url, timeout=60) as client:
+        login = client.post("/api/auth/login", json={"email": email, "password": password})
+        assert login.status_code == 200, login.text
+        client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        yield client
+
+
+@contextmanager
+def serve(app: ASGIApp) -> Iterator[str]:
+    """Run the ASGI `app` with uvicorn on a free loopback port in a thread of this process; its URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the app did not start on loopback")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
