@@ -1,7 +1,7 @@
 """Telegram webhook throughput: how fast the gateway takes updates, and how fast it answers them.
 
 The real stack runs (Rasa, the action server, the gateway in webhook mode, as `make run` starts
-them); Telegram's servers are the fake Bot API from tests/fakes on loopback, answering each call
+them); Telegram's servers are the fake Bot API from tests/support/fakes on loopback, answering each call
 after a delay like a real network's (--api-latency-ms). Many customers write at once, each a few
 messages in a row, posted to the webhook as Telegram would (with the secret header).
 

@@ -30,7 +30,7 @@ from bot.crm.models import (
     TicketPriority,
     ValueTier,
 )
-from tests.actions.test_orders import track, web_conversation
+from tests.support.chats import track, web_conversation
 from tests.support.trackers import make_tracker
 
 DOMAIN: dict[str, Any] = {

@@ -14,7 +14,7 @@ from actions.csat import ActionGoodbye, ActionStartCsat, ActionSubmitCsat, Valid
 from bot.crm import sla, tickets
 from bot.crm.conversations import store_inbound
 from bot.crm.models import Conversation, CsatSurvey, SurveyStatus, Ticket, TicketStatus
-from tests.actions.test_orders import web_conversation
+from tests.support.chats import web_conversation
 from tests.support.trackers import make_tracker
 
 DOMAIN: dict[str, Any] = {"forms": {"csat_form": {"required_slots": ["csat_score", "csat_comment"]}}}

@@ -6,7 +6,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from rasa_sdk import Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
@@ -23,7 +22,7 @@ from actions.orders import (
     ActionOrderRequest,
     ValidateOrderForm,
 )
-from bot.crm.conversations import get_or_create_conversation, store_inbound
+from bot.crm.conversations import store_inbound
 from bot.crm.models import (
     AuditLog,
     Conversation,
@@ -35,31 +34,7 @@ from bot.crm.models import (
     VerificationAttempt,
     utcnow,
 )
-from tests.support.trackers import make_tracker
-
-DOMAIN: dict[str, Any] = {
-    "forms": {"order_form": {"required_slots": ["order_number", "contact"]}},
-    "slots": {"order_number": {}, "contact": {}, "requested_slot": {}},
-}
-
-
-def web_conversation(crm: sessionmaker[Session], visitor: str = "visitor-1") -> Conversation:
-    with crm.begin() as session:
-        return get_or_create_conversation(session, "web", visitor)
-
-
-def tracker_for(conversation: Conversation, slots: dict[str, Any] | None = None, **latest: Any) -> Tracker:
-    """The order form's slots, empty unless given; `latest` goes to `make_tracker` (text, metadata...)."""
-    slots = {"order_number": None, "contact": None, "requested_slot": None, **(slots or {})}
-    return make_tracker(conversation.sender_id, slots=slots, **latest)
-
-
-async def track(conversation: Conversation, number: str, contact: str | None) -> tuple[list[Any], str]:
-    dispatcher = CollectingDispatcher()
-    events = await ActionOrderRequest().run(
-        dispatcher, tracker_for(conversation, {"order_number": number, "contact": contact}), DOMAIN
-    )
-    return events, "\n".join(m.get("text") or "" for m in dispatcher.messages)
+from tests.support.chats import DOMAIN, track, tracker_for, web_conversation
 
 
 async def test_owner_gets_status_carrier_tracking_and_date(crm: sessionmaker[Session]) -> None:

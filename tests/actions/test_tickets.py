@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from actions.tickets import NOT_FOUND, ActionCheckTicket, ActionReopenTicket, ValidateTicketForm
 from bot.crm.models import Conversation, Ticket, TicketStatus, utcnow
-from tests.actions.test_orders import track, web_conversation
+from tests.support.chats import track, web_conversation
 from tests.support.trackers import make_tracker
 
 DOMAIN: dict[str, Any] = {"forms": {"ticket_form": {"required_slots": ["ticket_reference", "contact"]}}}

@@ -1,4 +1,4 @@
-"""Fixtures for the channels' tests: the fake Telegram Bot API (tests/fakes)."""
+"""Fixtures for the channels' tests: the fake Telegram Bot API (tests/support/fakes)."""
 
 from tests.support.fakes.fixtures import fake_telegram
 

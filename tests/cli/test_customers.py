@@ -14,7 +14,7 @@ import pytest
 from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.migrate import upgrade_database
 from bot.settings import Settings
-from tests.crm.test_privacy import ANA_EMAIL, ANA_SECRET, SENDERS, Shop, build_shop, write_rasa_trackers
+from tests.support.privacy_shop import ANA_EMAIL, ANA_SECRET, SENDERS, Shop, build_shop, write_rasa_trackers
 
 KEFU = Path(sys.executable).with_name("kefu")
 
