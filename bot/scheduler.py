@@ -97,10 +97,12 @@ class Scheduler:
         self.rasa = rasa
         self.settings = settings
         self.holder = holder_id()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.pending_answers = PendingAnswers(sessions, rasa, settings, hub)
+        # Customer messages saved while a part was down are checked for far more often than the other
+        # jobs run (`recovery_check_seconds`), so they are answered within seconds of its return.
+        self.answer_pending = Job("answer_pending", timedelta(seconds=0), self.pending_answers.run)
         self.jobs = [
-            Job("answer_pending", timedelta(seconds=0), self.pending_answers.run),
             Job("sla_breaches", timedelta(seconds=0), self.check_sla),
             Job("close_resolved", timedelta(minutes=10), self.close_resolved),
             Job("expire_surveys", timedelta(minutes=10), self.expire_surveys),
@@ -109,13 +111,27 @@ class Scheduler:
         ]
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="kefu-scheduler")
+        self._tasks = [
+            asyncio.create_task(self._loop(), name="kefu-scheduler"),
+            asyncio.create_task(self._recovery_loop(), name="kefu-recovery"),
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+        self._tasks = []
+
+    async def _recovery_loop(self) -> None:
+        while True:
+            try:
+                if await run_in_threadpool(self.pending_answers.any_waiting):
+                    await self._run_job(self.answer_pending)
+            except Exception:
+                logger.exception("checking for unanswered customer messages failed")
+            await asyncio.sleep(self.settings.recovery_check_seconds)
 
     async def _loop(self) -> None:
         while True:
@@ -124,16 +140,17 @@ class Scheduler:
 
     async def run_due(self) -> None:
         """Run every job whose interval has passed and whose lease this process gets."""
-        for job in self.jobs:
-            ttl = timedelta(seconds=max(60.0, self.settings.scheduler_interval_seconds * 4))
-            try:
-                got = await run_in_threadpool(self._lease, job, ttl)
-                if not got:
-                    continue
+        for job in (self.answer_pending, *self.jobs):
+            await self._run_job(job)
+
+    async def _run_job(self, job: Job) -> None:
+        ttl = timedelta(seconds=max(60.0, self.settings.scheduler_interval_seconds * 4))
+        try:
+            if await run_in_threadpool(self._lease, job, ttl):
                 await job.run()
-            except Exception:
-                # One failing job (the database away for a moment) must not stop the others or the loop.
-                logger.exception("scheduled job %s failed", job.name)
+        except Exception:
+            # One failing job (the database away for a moment) must not stop the others or the loop.
+            logger.exception("scheduled job %s failed", job.name)
 
     def _lease(self, job: Job, ttl: timedelta) -> bool:
         with self.sessions.begin() as session:

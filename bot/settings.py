@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     refund_window_days: int = 30
     # How often the gateway's scheduler runs its jobs (SLA breaches, closing, surveys, scoring).
     scheduler_interval_seconds: float = 30.0
+    # How often the gateway looks for customer messages saved while a part was down, to answer them
+    # as soon as the part is back (a cheap query; the retry itself runs only when one waits).
+    recovery_check_seconds: float = 2.0
     # Run the scheduler in this process (gateways); one replica at a time holds each job's lease.
     scheduler_enabled: bool = True
     # A survey waits until the customer has been quiet this long, so it never cuts into a chat.

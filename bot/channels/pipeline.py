@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +29,15 @@ from bot.crm.conversations import (
     store_inbound,
     store_outbound,
 )
-from bot.crm.models import AuthorKind, Conversation, ConversationMode, Message, utcnow
+from bot.crm.models import (
+    AuthorKind,
+    Conversation,
+    ConversationMode,
+    Direction,
+    Message,
+    MessageStatus,
+    utcnow,
+)
 from bot.crm.orders import parse_contact
 from bot.errors import Conflict, KefuError
 from bot.live import LiveHub
@@ -228,6 +237,80 @@ def _record_failure(session: Session, accepted: Accepted, error: str) -> tuple[s
         return conversation.mode.value, [fallback]
 
 
+def record_late_answer(
+    session: Session, message_id: int, replies: list[BotReply]
+) -> tuple[str, list[Message]] | None:
+    """Store the bot's answer to a message saved while a part was down, after a notice quoting it;
+    None when it was settled meanwhile (by the other path, or another gateway). The caller commits."""
+    message = session.get(Message, message_id, populate_existing=True)
+    if message is None or message.status != MessageStatus.FAILED:
+        return None
+    conversation = session.get_one(Conversation, message.conversation_id, populate_existing=True)
+    quoted = message.text if len(message.text) <= 80 else message.text[:77] + "..."
+    stored = [
+        store_outbound(
+            session,
+            conversation,
+            AuthorKind.SYSTEM,
+            f"Sorry for the wait. About your message \u201c{quoted}\u201d:",
+            {"buttons": [], "metadata": {"notice": "late_answer", "message_id": message.id}},
+        )
+    ]
+    stored += [
+        store_outbound(session, conversation, AuthorKind.BOT, reply.text, reply.payload())
+        for reply in replies
+    ]
+    message.status = MessageStatus.PROCESSED
+    message.delivery_attempts += 1
+    message.error = f"answered late, after: {message.error}"
+    conversation.updated_at = utcnow()
+    return conversation.mode.value, stored
+
+
+def _saved_before(session: Session, accepted: Accepted) -> list[Message]:
+    with session.begin():
+        return list(
+            session.scalars(
+                select(Message)
+                .where(
+                    Message.conversation_id == accepted.conversation.id,
+                    Message.direction == Direction.INBOUND,
+                    Message.status == MessageStatus.FAILED,
+                    Message.id < accepted.inbound.id,
+                )
+                .order_by(Message.id)
+                .limit(10)
+            )
+        )
+
+
+def _store_late_answer(session: Session, message_id: int, replies: list[BotReply]) -> list[Message]:
+    with session.begin():
+        outcome = record_late_answer(session, message_id, replies)
+        return outcome[1] if outcome is not None else []
+
+
+async def _answer_saved_first(session: Session, rasa: RasaClient, accepted: Accepted) -> list[Message]:
+    """Answer, oldest first, what the customer was told was saved, before their new message.
+
+    They were promised an answer "as soon as I can"; their next message is the first moment the
+    bot is reachable for this chat, and answering in order keeps the dialogue in order too. If the
+    bot is still away, nothing changes: the scheduler's retries go on.
+    """
+    answered: list[Message] = []
+    for message in await run_in_threadpool(_saved_before, session, accepted):
+        earlier = Accepted(accepted.conversation, message, send_to_bot=True, resume_bot=accepted.resume_bot)
+        try:
+            replies = await ask_bot(rasa, earlier, message.text)
+        except Exception as exc:
+            logger.warning("saved message %s still unanswered: %s", message.id, exc)
+            break
+        if not replies:
+            break
+        answered += await run_in_threadpool(_store_late_answer, session, message.id, replies)
+    return answered
+
+
 async def ask_bot(rasa: RasaClient, accepted: Accepted, text: str) -> list[BotReply]:
     """Rasa's replies to `text` in the accepted message's conversation.
 
@@ -315,6 +398,7 @@ async def handle_message(
         return Handled(conversation_id, mode, accepted.inbound, accepted.replies, accepted.duplicate)
 
     # No transaction is open here: the database is never locked while Rasa thinks.
+    late = await _answer_saved_first(session, rasa, accepted)
     try:
         replies = await ask_bot(rasa, accepted, bot_text or text)
     except Exception as exc:
@@ -332,6 +416,7 @@ async def handle_message(
             mode, stored = await run_in_threadpool(
                 _record_failure, session, accepted, "Rasa sent no reply; is the action server up?"
             )
+    stored = [*late, *stored]
     if mode != ConversationMode.BOT.value:
         # The bot handed the chat to a person during this turn: the consoles see it queue up.
         tell_consoles(hub, conversation_id, mode, [accepted.inbound, *stored], queue=True)

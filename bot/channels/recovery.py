@@ -9,8 +9,10 @@ runs `answer_pending` on one gateway at a time:
   short notice first, quoting what they are an answer to);
 - a message still unanswered after `PENDING_RETRY_MINUTES`, or after `MAX_ATTEMPTS` tries, goes to
   the agents' queue (hand-over reason `bot_unavailable`): never dropped in silence;
-- a message the customer has since moved on from (they wrote again and got an answer, or a person
-  took the chat) is not replayed: answering it now would only confuse; it stays in the history.
+- a customer who writes again first has the saved messages answered before the new one, in order
+  (`pipeline`);
+- a message is not replayed once a person has the chat, or once the customer sent the same text
+  again and got an answer: it stays in the history.
 
 For an inbound message, `delivery_attempts` and `next_attempt_at` count the tries to have the bot
 answer it (for outbound ones they count deliveries to the channel).
@@ -22,11 +24,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from bot.channels.pipeline import Accepted, ask_bot, tell_consoles
+from bot.channels.pipeline import Accepted, ask_bot, record_late_answer, tell_consoles
 from bot.crm import handoff, sla
 from bot.crm.conversations import store_outbound
 from bot.crm.models import (
@@ -61,28 +63,38 @@ class Pending:
     text: str
     created_at: datetime
     attempts: int
+    next_attempt_at: datetime | None
+
+    def due(self, now: datetime) -> bool:
+        return self.next_attempt_at is None or self.next_attempt_at <= now
 
 
-def _later_answered(message: type[Message]) -> object:
-    """A later customer message of the same conversation was handled (answered or seen by a person)."""
+def _answered_again(message: type[Message]) -> object:
+    """The customer sent the same text again later in the conversation, and that one was answered.
+
+    Only a repeat supersedes a saved message: a different later question answered meanwhile (small
+    talk while the action server was down) leaves the saved one owed an answer, as promised.
+    """
     later = aliased(Message)
     return exists().where(
         later.conversation_id == message.conversation_id,
         later.direction == Direction.INBOUND,
         later.id > message.id,
         later.status == MessageStatus.PROCESSED,
+        func.lower(func.trim(later.text)) == func.lower(func.trim(message.text)),
     )
 
 
 def settle_superseded(session: Session) -> int:
-    """Failed messages the conversation has moved on from: kept as they are, never replayed."""
+    """Failed messages not to replay: a person has the chat now, or the customer asked the same
+    again and got an answer. They stay in the history as they are."""
     stale = session.scalars(
         select(Message)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(
             Message.direction == Direction.INBOUND,
             Message.status == MessageStatus.FAILED,
-            (Conversation.mode != ConversationMode.BOT) | _later_answered(Message),
+            (Conversation.mode != ConversationMode.BOT) | _answered_again(Message),
         )
         .limit(500)
     ).all()
@@ -92,8 +104,26 @@ def settle_superseded(session: Session) -> int:
     return len(stale)
 
 
-def due_messages(session: Session, now: datetime) -> list[Pending]:
-    """The oldest failed message of each bot conversation whose next try is due."""
+def reclaim_abandoned(session: Session, stored_before: datetime) -> int:
+    """Customer messages stored but never answered nor failed: the gateway that took them stopped in
+    the middle of the turn (killed, crashed). They wait for an answer like failed ones."""
+    abandoned = session.scalars(
+        select(Message)
+        .where(
+            Message.direction == Direction.INBOUND,
+            Message.status == MessageStatus.RECEIVED,
+            Message.created_at < stored_before,
+        )
+        .limit(500)
+    ).all()
+    for message in abandoned:
+        message.status = MessageStatus.FAILED
+        message.error = "the gateway stopped before answering"
+    return len(abandoned)
+
+
+def waiting_messages(session: Session) -> list[Pending]:
+    """The oldest failed message of each bot conversation, due now or waiting out its backoff."""
     rows = session.scalars(
         select(Message)
         .join(Conversation, Conversation.id == Message.conversation_id)
@@ -109,14 +139,19 @@ def due_messages(session: Session, now: datetime) -> list[Pending]:
     for message in rows:
         first_per_conversation.setdefault(message.conversation_id, message)
     return [
-        Pending(m.conversation_id, m.id, m.text, m.created_at, m.delivery_attempts)
+        Pending(m.conversation_id, m.id, m.text, m.created_at, m.delivery_attempts, m.next_attempt_at)
         for m in first_per_conversation.values()
-        if m.next_attempt_at is None or m.next_attempt_at <= now
     ][:CONVERSATIONS_PER_RUN]
 
 
 class PendingAnswers:
-    """The scheduler's job: retry failed customer messages, or hand them to a person."""
+    """The scheduler's job: retry failed customer messages, or hand them to a person.
+
+    The scheduler runs it every few seconds while a message waits. A message is retried once the
+    bot answers its health checks; one that failed again waits out its backoff, except when the bot
+    was just seen down and is back (a part restarted): then everything waiting is answered at once,
+    as the customer was promised.
+    """
 
     def __init__(
         self, sessions: sessionmaker[Session], rasa: RasaClient, settings: Settings, hub: LiveHub | None
@@ -125,32 +160,61 @@ class PendingAnswers:
         self.rasa = rasa
         self.settings = settings
         self.hub = hub
+        self._bot_was_ready = True
+
+    def _abandoned_before(self) -> datetime:
+        # No turn lasts this long: the pipeline gives up on Rasa after its timeout and marks it failed.
+        return utcnow() - timedelta(seconds=max(30.0, 3 * self.settings.rasa_timeout_seconds))
+
+    def any_waiting(self) -> bool:
+        """Whether some customer message waits for an answer (a cheap check, run every few seconds)."""
+        with self.sessions() as session:
+            failed = Message.status == MessageStatus.FAILED
+            abandoned = (Message.status == MessageStatus.RECEIVED) & (
+                Message.created_at < self._abandoned_before()
+            )
+            found = session.scalar(
+                select(Message.id).where(Message.direction == Direction.INBOUND, failed | abandoned).limit(1)
+            )
+            return found is not None
 
     async def run(self) -> int:
         """Answer (or hand over) what is due; returns how many messages were settled."""
-        due = await run_in_threadpool(self._due)
-        if not due:
+        waiting = await run_in_threadpool(self._waiting)
+        if not waiting:
             return 0
         window = timedelta(minutes=self.settings.pending_retry_minutes)
         now = utcnow()
-        expired = [p for p in due if p.created_at <= now - window or p.attempts >= MAX_ATTEMPTS]
+        expired = [
+            p for p in waiting if p.due(now) and (p.created_at <= now - window or p.attempts >= MAX_ATTEMPTS)
+        ]
         for pending in expired:
             await self._give_up(pending, "no answer in time")
-        waiting = [p for p in due if p not in expired]
-        if not waiting or not await self._bot_ready():
+        waiting = [p for p in waiting if p not in expired]
+        if not waiting:
+            return len(expired)
+        ready = await self._bot_ready()
+        back_up = ready and not self._bot_was_ready
+        self._bot_was_ready = ready
+        if not ready:
             return len(expired)
         answered = 0
         for pending in waiting:
-            if await self._retry(pending):
+            if (back_up or pending.due(now)) and await self._retry(pending):
                 answered += 1
         return len(expired) + answered
 
-    def _due(self) -> list[Pending]:
+    def _waiting(self) -> list[Pending]:
         with self.sessions.begin() as session:
+            reclaimed = reclaim_abandoned(session, self._abandoned_before())
+            if reclaimed:
+                logger.warning(
+                    "%d customer message(s) left unanswered by a stopped gateway; retrying", reclaimed
+                )
             settled = settle_superseded(session)
             if settled:
                 logger.info("%d failed message(s) superseded by later ones; not replayed", settled)
-            return due_messages(session, utcnow())
+            return waiting_messages(session)
 
     async def _bot_ready(self) -> bool:
         status = await self.rasa.status()
@@ -199,29 +263,7 @@ class PendingAnswers:
 
     def _store_answer(self, pending: Pending, replies: list[BotReply]) -> tuple[str, list[Message]] | None:
         with self.sessions.begin() as session:
-            message = session.get(Message, pending.message_id, populate_existing=True)
-            if message is None or message.status != MessageStatus.FAILED:
-                return None
-            conversation = session.get_one(Conversation, message.conversation_id, populate_existing=True)
-            quoted = message.text if len(message.text) <= 80 else message.text[:77] + "..."
-            stored = [
-                store_outbound(
-                    session,
-                    conversation,
-                    AuthorKind.SYSTEM,
-                    f"Sorry for the wait. About your message \u201c{quoted}\u201d:",
-                    {"buttons": [], "metadata": {"notice": "late_answer", "message_id": message.id}},
-                )
-            ]
-            stored += [
-                store_outbound(session, conversation, AuthorKind.BOT, reply.text, reply.payload())
-                for reply in replies
-            ]
-            message.status = MessageStatus.PROCESSED
-            message.delivery_attempts += 1
-            message.error = f"answered late, after: {message.error}"
-            conversation.updated_at = utcnow()
-            return conversation.mode.value, stored
+            return record_late_answer(session, pending.message_id, replies)
 
     async def _give_up(self, pending: Pending, why: str) -> None:
         stored = await run_in_threadpool(self._hand_over, pending, why)
