@@ -4,7 +4,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test bench bench-kb bench-consoles bench-channels bench-nlu bench-load setup train lint
+.PHONY: run test bench bench-kb bench-consoles bench-channels bench-nlu bench-load bench-faults setup train lint status
 
 ## Set up if needed, then run the assistant with demo data.
 run:
@@ -39,6 +39,16 @@ bench-nlu:
 ## 2 replicas on PostgreSQL + Redis; CPU and memory per process.
 bench-load:
 	bash scripts/bench.sh load
+
+## Self-healing: with 10 customers chatting, kill each process in turn; time back to healthy and to the
+## next answer, customer messages lost or answered twice.
+bench-faults:
+	bash scripts/bench.sh faults
+
+## While `make run` runs: each supervised process and its state (restart one with
+## `.venv/bin/supervisorctl -c var/run/supervisord.conf restart NAME`).
+status:
+	.venv/bin/supervisorctl -c var/run/supervisord.conf status
 
 setup:
 	bash scripts/bootstrap.sh

@@ -378,11 +378,11 @@ def _process_kind(cmdline: str) -> str | None:
     return None
 
 
-def stack_processes(honcho_pid: int) -> dict[str, list[int]]:
-    """The rasa, action server and gateway processes honcho started, each with its own children."""
+def stack_processes(supervisor_pid: int) -> dict[str, list[int]]:
+    """The rasa, action server and gateway processes supervisord started, each with its own children."""
     parents = parent_pids()
     groups: dict[str, list[int]] = {}
-    for pid in descendants(honcho_pid, parents):
+    for pid in descendants(supervisor_pid, parents):
         kind = _process_kind(process_cmdline(pid))
         if kind is None or kind in groups or _process_kind(process_cmdline(parents.get(pid, 0))) == kind:
             continue
@@ -405,10 +405,10 @@ def cpu_snapshot(groups: dict[str, list[int]]) -> dict[str, float]:
     return {kind: _cpu_seconds(pids) for kind, pids in groups.items()}
 
 
-def memory_report(honcho_pid: int) -> dict[str, Any]:
-    """RSS and peak RSS (MB) of the rasa, action server and gateway processes that honcho started."""
+def memory_report(supervisor_pid: int) -> dict[str, Any]:
+    """RSS and peak RSS (MB) of the rasa, action server and gateway processes that supervisord started."""
     report: dict[str, Any] = {}
-    for kind, subtree in stack_processes(honcho_pid).items():
+    for kind, subtree in stack_processes(supervisor_pid).items():
         pid = subtree[0]
         report[kind] = {
             "pid": pid,
@@ -470,7 +470,7 @@ def measure_startup(workdir: Path, runs: int) -> dict[str, Any]:
 def _wait_healthy(
     process: subprocess.Popen[bytes], gateway_url: str, log_path: Path, started: float
 ) -> dict[str, Any]:
-    """Poll /healthz until 200; also note when each component first answered and when honcho took over."""
+    """Poll /healthz until 200; note when each component first answered and supervisord took over."""
     ready: dict[str, float] = {}
     launched: float | None = None
     deadline = started + STARTUP_TIMEOUT_SECONDS
@@ -647,7 +647,7 @@ def print_report(results: dict[str, Any]) -> None:
         print("Start-up: `bash scripts/run.sh` until /healthz answers 200 (environments, DB and model ready)")
         for number, run in enumerate(results["startup"]["runs"], 1):
             print(
-                f"  run {number}: {run['seconds']} s   (honcho launched after "
+                f"  run {number}: {run['seconds']} s   (supervisord launched after "
                 f"{run['processes_launched_after_s']} s; first OK after: {run['component_ready_after_s']})"
             )
         print(f"  median: {results['startup']['median_seconds']} s")
@@ -706,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="kefu-bench-") as tmp:
         workdir = Path(tmp)
-        print("Starting the stack (honcho, Procfile) ...", flush=True)
+        print("Starting the stack (supervisord, Procfile) ...", flush=True)
         stack_started = time.monotonic()
         load_dir = workdir / "load"
         load_dir.mkdir()

@@ -91,7 +91,7 @@ def replicas_procfile(settings: Settings, procfile: Path = PROJECT_ROOT / "Procf
     """The Procfile's three processes repeated for every Rasa, action server and gateway configured.
 
     Names are numbered (rasa1, rasa2, actions1, gateway1 ...): one machine of a multi-machine set-up
-    starts its own with `honcho start -f var/Procfile.replicas gateway1 rasa1 actions1`.
+    starts its own with `python -m bot.supervise --procfile var/Procfile.replicas gateway1 rasa1 actions1`.
     """
     commands = {}
     for line in procfile.read_text().splitlines():

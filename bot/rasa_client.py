@@ -205,7 +205,7 @@ class RasaClient:
     async def status(self) -> dict[str, Any]:
         """Whether every Rasa replica is up with a model: `{"ok", "model_loaded", "detail"}`, plus
         `replicas` (each one's own status) when there are several."""
-        states = await asyncio.gather(*(self._replica_status(url) for url in self.rasa_urls))
+        states = await asyncio.gather(*(self.replica_status(url) for url in self.rasa_urls))
         if len(states) == 1:
             return states[0]
         down = [
@@ -220,11 +220,9 @@ class RasaClient:
             "replicas": [{"url": url, **state} for url, state in zip(self.rasa_urls, states, strict=True)],
         }
 
-    async def _replica_status(self, base: str) -> dict[str, Any]:
+    async def replica_status(self, base: str, timeout: float = HEALTH_TIMEOUT_SECONDS) -> dict[str, Any]:
         try:
-            response = await self._http.get(
-                f"{base}/status", params={"token": self._token}, timeout=HEALTH_TIMEOUT_SECONDS
-            )
+            response = await self._http.get(f"{base}/status", params={"token": self._token}, timeout=timeout)
         except httpx.HTTPError as exc:
             return {
                 "ok": False,
@@ -259,11 +257,13 @@ class RasaClient:
 
     async def action_server_ok(self) -> bool:
         """Whether every action server answers its health check."""
-        return all(await asyncio.gather(*(self._action_server_ok(url) for url in self.action_server_urls)))
+        return all(
+            await asyncio.gather(*(self.action_server_answers(url) for url in self.action_server_urls))
+        )
 
-    async def _action_server_ok(self, base: str) -> bool:
+    async def action_server_answers(self, base: str, timeout: float = HEALTH_TIMEOUT_SECONDS) -> bool:
         try:
-            response = await self._http.get(f"{base}/health", timeout=HEALTH_TIMEOUT_SECONDS)
+            response = await self._http.get(f"{base}/health", timeout=timeout)
         except httpx.HTTPError:
             return False
         return response.status_code == 200

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: set up if needed, migrate, seed demo data (not with KEFU_ENV=production), train if needed,
-# start all processes (the Procfile, or var/Procfile.replicas when several replicas are configured).
+# start all processes under supervisord (the Procfile, or var/Procfile.replicas for replicas).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,8 @@ cat <<MSG
     Telegram         $KEFU_TELEGRAM_STATUS
     Rasa (loopback)  http://$KEFU_RASA_HOST:$KEFU_RASA_PORT   action server: port $KEFU_ACTIONS_PORT
     processes        $KEFU_REPLICAS_STATUS
+                     supervised: restarted when they die or stop answering; logs in var/log/
+                     status: .venv/bin/supervisorctl -c var/run/supervisord.conf status (or restart NAME)
 $(if [ "$KEFU_DEMO_DATA" = 1 ]; then
     echo "  Demo logins (agent and lead consoles):"
     .venv/bin/kefu demo-logins | sed 's/^/    /'
@@ -32,4 +34,4 @@ else
 fi)
 
 MSG
-exec .venv/bin/honcho start -f "$KEFU_PROCFILE"
+exec .venv/bin/python -m bot.supervise --procfile "$KEFU_PROCFILE"

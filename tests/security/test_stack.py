@@ -1,5 +1,5 @@
 """The security pass against the real processes: Rasa with the trained model, the action server and the
-gateway from the Procfile (honcho), Telegram in webhook mode against the fake Bot API, and headless
+gateway from the Procfile (supervisord), Telegram in webhook mode against the fake Bot API, and headless
 Chromium for the widget and the consoles.
 
 - `/intent{...}` typed by a customer reaches Rasa as words; clicks on the bot's buttons still work.
@@ -8,7 +8,7 @@ Chromium for the widget and the consoles.
   the agent and lead consoles, and on Telegram.
 - No secret reaches the logs: the stack runs with distinctive secret values and the gateway logging
   at INFO (as an operator turning up the logs would: httpx then logs every URL it calls, Telegram's
-  with the bot token in it, Rasa's with `?token=`), and the honcho log of all three processes is
+  with the bot token in it, Rasa's with `?token=`), and the logs of all three processes are
   searched for them.
 """
 
@@ -403,7 +403,7 @@ def test_no_secret_value_reaches_any_processs_log(stack: Stack, fake: FakeTelegr
         conversation_id = asked["conversation_id"]
         assert sam.post(f"/api/console/conversations/{conversation_id}/claim").status_code == 200
         assert sam.post(f"/api/console/conversations/{conversation_id}/handback").status_code == 200
-    time.sleep(1)  # honcho writes what the processes printed a moment later
+    time.sleep(1)  # what the processes print reaches their log files a moment later
 
     log = stack.log()
     found = {name: log.count(value) for name, value in SECRETS.items() if value in log}
@@ -415,4 +415,4 @@ def test_no_secret_value_reaches_any_processs_log(stack: Stack, fake: FakeTelegr
     assert "/bot[redacted]/sendMessage" in log
     assert "token=[redacted]" in log
     for process in ("rasa", "actions", "gateway"):
-        assert f"{process}.1 " in log
+        assert f"{process} | " in log

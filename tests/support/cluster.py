@@ -30,7 +30,7 @@ START_TIMEOUT_SECONDS = 300
 
 @dataclass
 class Process:
-    """One line of the Procfile, started with /bin/sh as honcho would start it."""
+    """One line of the Procfile, started alone with /bin/sh, so that a test can stop and start it."""
 
     name: str
     command: str

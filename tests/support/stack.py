@@ -1,4 +1,4 @@
-"""Starts Kefu's real processes from the Procfile with honcho, as `make run` does, on free loopback ports."""
+"""Starts Kefu's real processes from the Procfile under supervisord, as `make run` does, on free ports."""
 
 from __future__ import annotations
 
@@ -53,11 +53,33 @@ def _bindable(port: int) -> bool:
 class Stack:
     settings: Settings
     gateway_url: str
-    log_path: Path
+    log_path: Path  # supervisord's own output; each process logs to log_dir/<name>.log
     process: subprocess.Popen[bytes]
+    log_dir: Path
+    run_dir: Path
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """What supervisord and every process it runs printed, each line after its process's name."""
+        parts = [self.log_path.read_text(errors="replace")]
+        for path in sorted(self.log_dir.glob("*.log")):
+            lines = path.read_text(errors="replace").splitlines()
+            parts.append("\n".join(f"{path.stem} | {line}" for line in lines))
+        return "\n".join(parts)
+
+    def control(self, *args: str) -> str:
+        """`supervisorctl ARGS` against this stack (status, restart NAME, pid NAME ...)."""
+        result = subprocess.run(
+            [
+                str(PROJECT_ROOT / ".venv" / "bin" / "supervisorctl"),
+                "-c",
+                str(self.run_dir / "supervisord.conf"),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return result.stdout
 
 
 def stack_settings(workdir: Path) -> Settings:
@@ -108,23 +130,30 @@ def prepare_database(settings: Settings) -> None:
 
 
 @contextmanager
-def running_stack(workdir: Path, *processes: str, settings: Settings | None = None) -> Iterator[Stack]:
-    """Run the Procfile (or some of its processes) until the gateway answers /healthz."""
+def running_stack(
+    workdir: Path, *processes: str, settings: Settings | None = None, procfile: Path | None = None
+) -> Iterator[Stack]:
+    """Run the Procfile (or some of its processes) under supervisord until the gateway answers /healthz."""
     if not MODEL.exists():
         raise RuntimeError(f"{MODEL} is missing: train it first with `make test` (or `make train`)")
     settings = settings or stack_settings(workdir)
     prepare_database(settings)
-    log_path = workdir / f"honcho-{settings.gateway_port}.log"
+    log_path = workdir / f"supervisord-{settings.gateway_port}.out"
+    log_dir, run_dir = workdir / f"log-{settings.gateway_port}", workdir / f"run-{settings.gateway_port}"
+    command = [
+        str(PROJECT_ROOT / ".venv" / "bin" / "python"), "-m", "bot.supervise", "--procfile", "Procfile",
+        "--log-dir", str(log_dir), "--run-dir", str(run_dir), *processes,
+    ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(PROJECT_ROOT / ".venv" / "bin" / "honcho"), "start", "-f", "Procfile", *processes],
+            command,
             cwd=PROJECT_ROOT,
             env=settings_env(settings),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    stack = Stack(settings, f"http://127.0.0.1:{settings.gateway_port}", log_path, process)
+    stack = Stack(settings, f"http://127.0.0.1:{settings.gateway_port}", log_path, process, log_dir, run_dir)
     try:
         wait_until_up(stack, need_all=not processes)
         yield stack
@@ -153,7 +182,7 @@ def wait_until_up(stack: Stack, need_all: bool) -> None:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """Ctrl-C, as a user would; honcho then stops every process it started."""
+    """Ctrl-C, as a user would; supervisord then stops every process it started."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGINT)
         try:
