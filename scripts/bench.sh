@@ -13,6 +13,9 @@
 # `make bench-nlu` (`bash scripts/bench.sh nlu`): intent accuracy on Bitext and our out-of-scope set, and
 # entity precision/recall, and `rasa train` time from nothing; results in nlu.json, nlu_entities.json
 # and nlu_train.json.
+# `make bench-faults` (`bash scripts/bench.sh faults`): with 10 customers chatting, the gateway, the
+# action server's worker, the action server and Rasa are killed in turn; time until healthy and until
+# the next answer, messages lost or answered twice; results in faults.json.
 # `bash scripts/bench.sh dashboard`: set up if needed, then only the support lead's dashboard over a year
 # of seeded history, on SQLite and on PostgreSQL when one answers (arguments in DASHBOARD_ARGS, e.g.
 # "--days 90 --runs 5" or "--postgres none").
@@ -85,6 +88,14 @@ if [ "${1:-}" = "load" ]; then
     exec .venv/bin/python -m benchmarks.load "$@"
 fi
 
+if [ "${1:-}" = "faults" ]; then
+    # Self-healing: each process killed in turn while customers chat (arguments: --customers N).
+    shift
+    bash scripts/bootstrap.sh
+    bash scripts/train.sh
+    exec .venv/bin/python -m benchmarks.faults "$@"
+fi
+
 if [ "${1:-}" = "dashboard" ]; then
     shift
     if [ $# -gt 0 ]; then
@@ -118,4 +129,5 @@ if [ "$only_kb" = false ]; then
     .venv/bin/python -m benchmarks.nlu
     .venv/bin/python -m benchmarks.nlu_entities
     .venv/bin/python -m benchmarks.nlu_train
+    .venv/bin/python -m benchmarks.faults
 fi
