@@ -141,7 +141,8 @@ def running_stack(
     log_path = workdir / f"supervisord-{settings.gateway_port}.out"
     log_dir, run_dir = workdir / f"log-{settings.gateway_port}", workdir / f"run-{settings.gateway_port}"
     command = [
-        str(PROJECT_ROOT / ".venv" / "bin" / "python"), "-m", "bot.supervise", "--procfile", "Procfile",
+        str(PROJECT_ROOT / ".venv" / "bin" / "python"), "-m", "bot.supervise",
+        "--procfile", str(procfile or PROJECT_ROOT / "Procfile"),
         "--log-dir", str(log_dir), "--run-dir", str(run_dir), *processes,
     ]  # fmt: skip
     with log_path.open("wb") as log:
