@@ -21,7 +21,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from benchmarks.latency import descendants, machine_info, parent_pids
 from benchmarks.results_file import save_results
@@ -187,58 +189,53 @@ def wait_healthy(urls: Sequence[str], timeout: float = HEALTHY_TIMEOUT) -> float
     return None
 
 
-def late_answers(stack: Stack) -> list[tuple[int, float]]:
-    """(message id, when) of every late answer: a saved message answered after a part came back."""
+@contextmanager
+def crm(stack: Stack) -> Iterator[Session]:
+    """A session on the stack's CRM database, for reading what the customers' chats left."""
     engine = make_engine(stack.settings)
     try:
         with make_sessionmaker(engine)() as session:
-            notices = session.scalars(select(Message).where(Message.direction == Direction.OUTBOUND)).all()
-            return [
-                (int(m.payload["metadata"]["message_id"]), m.created_at.replace(tzinfo=UTC).timestamp())
-                for m in notices
-                if (m.payload or {}).get("metadata", {}).get("notice") == "late_answer"
-            ]
+            yield session
     finally:
         engine.dispose()
+
+
+def late_answers(stack: Stack) -> list[tuple[int, float]]:
+    """(message id, when) of every late answer: a saved message answered after a part came back."""
+    with crm(stack) as session:
+        notices = session.scalars(select(Message).where(Message.direction == Direction.OUTBOUND)).all()
+        return [
+            (int(m.payload["metadata"]["message_id"]), m.created_at.replace(tzinfo=UTC).timestamp())
+            for m in notices
+            if (m.payload or {}).get("metadata", {}).get("notice") == "late_answer"
+        ]
 
 
 def unsettled(stack: Stack) -> dict[str, str]:
     """client_message_id -> status of every stored customer message not yet answered or handed over."""
-    engine = make_engine(stack.settings)
-    try:
-        with make_sessionmaker(engine)() as session:
-            rows = session.execute(
-                select(Message.channel_message_id, Message.status).where(
-                    Message.direction == Direction.INBOUND,
-                    Message.status.in_([MessageStatus.RECEIVED, MessageStatus.FAILED]),
-                )
-            ).all()
-            return {str(cid): status.value for cid, status in rows}
-    finally:
-        engine.dispose()
+    with crm(stack) as session:
+        rows = session.execute(
+            select(Message.channel_message_id, Message.status).where(
+                Message.direction == Direction.INBOUND,
+                Message.status.in_([MessageStatus.RECEIVED, MessageStatus.FAILED]),
+            )
+        ).all()
+        return {str(cid): status.value for cid, status in rows}
 
 
 def superseded(stack: Stack) -> int:
-    """Saved messages never answered because the customer wrote again and got an answer first."""
-    engine = make_engine(stack.settings)
-    try:
-        with make_sessionmaker(engine)() as session:
-            errors = session.scalars(select(Message.error).where(Message.direction == Direction.INBOUND))
-            return sum(1 for error in errors if error and "not replayed" in error)
-    finally:
-        engine.dispose()
+    """Saved messages not replayed because the customer sent the same again and got an answer."""
+    with crm(stack) as session:
+        errors = session.scalars(select(Message.error).where(Message.direction == Direction.INBOUND))
+        return sum(1 for error in errors if error and "not replayed" in error)
 
 
 def stored_ids(stack: Stack) -> set[str]:
-    engine = make_engine(stack.settings)
-    try:
-        with make_sessionmaker(engine)() as session:
-            ids = session.scalars(
-                select(Message.channel_message_id).where(Message.direction == Direction.INBOUND)
-            )
-            return {str(cid) for cid in ids if cid}
-    finally:
-        engine.dispose()
+    with crm(stack) as session:
+        ids = session.scalars(
+            select(Message.channel_message_id).where(Message.direction == Direction.INBOUND)
+        )
+        return {str(cid) for cid in ids if cid}
 
 
 def measure(
