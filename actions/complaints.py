@@ -7,18 +7,32 @@ from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction, latest_message_id, settings, sla_policy
-from actions.forms import CustomerProofForm, order_buttons, recent_orders_of_chat
+from actions.forms import (
+    DONT_KNOW,
+    DONT_KNOW_BUTTON,
+    FIND_ORDER_NUMBER,
+    STOP,
+    WHERE_TO_FIND,
+    CustomerProofForm,
+    fitted,
+    latest_text,
+    order_buttons,
+    recent_orders_of_chat,
+    wont_fit,
+)
 from actions.handoff import hand_over, trigger_on
+from actions.knowledge import security_worry
 from actions.orders import LOCKED_OUT, describe_order, prove_order
-from bot.crm import complaints, sla, tickets
+from bot.crm import complaints, sentiment, sla, tickets
 from bot.crm import orders as crm
 from bot.crm.models import Customer, Severity, Ticket, ValueTier, utcnow
+from knowledge_base import answers
 
 FORM_SLOTS = ("complaint_category", "complaint_details", "complaint_outcome")
 RESET = [
@@ -27,12 +41,9 @@ RESET = [
     *(SlotSet(name, None) for name in FORM_SLOTS),
     SlotSet("complaint_cancelled", None),
     SlotSet("complaint_opening", None),
+    SlotSet("form_misfits", None),
 ]
 NO_ORDER = "none"
-_CANCEL = re.compile(
-    r"^\W*(cancel|never ?mind|forget (?:it|about it)|stop|don'?t bother|leave it|no complaint)\b",
-    re.IGNORECASE,
-)
 CATEGORY_BUTTONS = [
     {"title": label[0].upper() + label[1:], "payload": f'/inform{{"complaint_category": "{key}"}}'}
     for key, label in complaints.CATEGORIES.items()
@@ -67,10 +78,24 @@ class ActionStartComplaint(Action):
         text = _text(tracker)
         if text.startswith("/"):  # a button ("Report a fault") carries no story
             text = ""
-        dispatcher.utter_message(
-            text="I'm sorry this happened. I'll take down the details so the right person can put it "
-            "right, and you'll get a reference number."
-        )
+        if text and (
+            (answers.is_followup(text) and not complaints.is_descriptive(text)) or security_worry(text, None)
+        ):
+            # "and the return?" after an order was discussed is a question, not a complaint; someone
+            # else in the customer's account gets the security answer and a person.
+            return [FollowupAction("action_answer_question")]
+        if text and complaints.assess(text).severity is Severity.HIGH:
+            # Fire, injury, a child at risk: a person at once, every time; the details can wait.
+            dispatcher.utter_message(
+                text="I'm so sorry, that sounds serious. I can put you through to a person from our team "
+                "right now, or take the details here and file it as urgent.",
+                buttons=[{"title": "Talk to a person now", "payload": "/request_human"}],
+            )
+        else:
+            dispatcher.utter_message(
+                text="I'm sorry this happened. I'll take down the details so the right person can put "
+                "it right, and you'll get a reference number."
+            )
         descriptive = complaints.is_descriptive(text)
         entity_order = next(
             (
@@ -80,6 +105,9 @@ class ActionStartComplaint(Action):
             ),
             None,
         )
+        # Started from another request ("it arrived smashed, I want a refund"): no rule follows this
+        # action for that intent, so the form is started here.
+        started_here = (tracker.latest_message.get("intent") or {}).get("name") not in ("complaint", None)
         return [
             *RESET,
             SlotSet("order_number", crm.parse_order_number(str(entity_order)) if entity_order else None),
@@ -87,7 +115,35 @@ class ActionStartComplaint(Action):
             SlotSet("complaint_category", complaints.infer_category(text) if descriptive else None),
             SlotSet("complaint_details", text[:2000] if descriptive else None),
             SlotSet("complaint_outcome", complaints.infer_outcome(text)),
+            *([FollowupAction("complaint_form")] if started_here else []),
         ]
+
+
+def add_to_story(tracker: Tracker, text: str) -> dict[str, Any]:
+    """The customer's own words added to what they told us so far: nothing they say is lost."""
+    so_far = str(tracker.get_slot("complaint_details") or "")
+    if not text or text in so_far:
+        return {}
+    story = f"{so_far}\n{text}".strip()[:2000]
+    kept: dict[str, Any] = {"complaint_details": story}
+    # What the story already says is not asked again.
+    if not tracker.get_slot("complaint_category") and (category := complaints.infer_category(story)):
+        kept["complaint_category"] = category
+    if not tracker.get_slot("complaint_outcome") and (outcome := complaints.infer_outcome(story)):
+        kept["complaint_outcome"] = outcome
+    return kept
+
+
+# "just send it again", "I'd like ...": an answer to "what would put this right?", whatever its words.
+WISH = re.compile(
+    r"^\W*(?:just |please |pls |honestly |well )*(?:send|give|get|make|fix|replace|refund|i want|i'?d like|"
+    r"i would like|i need|i expect|can you|could you|you should|you need to)\b",
+    re.IGNORECASE,
+)
+# "it took three weeks and the tracking never updated" tells what happened; "where is it now?" asks.
+QUESTION = re.compile(
+    r"\?|^\W*(?:where|when|what|how|has|have|is|did|does|can|could|will|any|status|track)\b", re.IGNORECASE
+)
 
 
 class ValidateComplaintForm(CustomerProofForm, FormValidationAction):
@@ -98,6 +154,8 @@ class ValidateComplaintForm(CustomerProofForm, FormValidationAction):
     contact_retry = (
         "I need an e-mail address or phone number, for example name@example.com or +44 7700 900123."
     )
+    # "No" to the order question means "not about an order", so stopping is said in words.
+    stop_button = {"title": "Never mind, don't file it", "payload": "never mind"}
 
     def name(self) -> str:
         return "validate_complaint_form"
@@ -113,33 +171,65 @@ class ValidateComplaintForm(CustomerProofForm, FormValidationAction):
             return []
         return await super().required_slots(domain_slots, dispatcher, tracker, domain)
 
-    def _cancelled(self, value: Any, dispatcher: CollectingDispatcher) -> dict[str, Any] | None:
-        if isinstance(value, str) and _CANCEL.match(value):
+    def _cancelled(self, tracker: Tracker, dispatcher: CollectingDispatcher) -> dict[str, Any] | None:
+        """Whether the customer's latest message stops the complaint (whatever was asked)."""
+        if STOP.match(latest_text(tracker)):
             dispatcher.utter_message(
                 text="Alright, I haven't filed anything. If you change your mind, just tell me."
             )
             return {"complaint_cancelled": True, "order_number": None, "contact": None}
         return None
 
+    def _story(self, tracker: Tracker, text: str) -> dict[str, Any]:
+        return add_to_story(tracker, text)
+
+    def _told_more(
+        self, tracker: Tracker, text: str, dispatcher: CollectingDispatcher
+    ) -> dict[str, Any] | None:
+        """An answer that tells what happened instead of answering the question: kept as the story,
+        and the question comes again."""
+        if not complaints.is_descriptive(text) and not sentiment.is_frustrated(text):
+            return None
+        dispatcher.utter_message(text="Thank you, I've noted that for your complaint.")
+        return {**self._story(tracker, text), **fitted()}
+
     async def validate_order_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if (stop := self._cancelled(value, dispatcher)) is not None:
+        if (stop := self._cancelled(tracker, dispatcher)) is not None:
             return stop
         if value == NO_ORDER:
-            return {"order_number": NO_ORDER}
-        number = crm.parse_order_number(str(value or ""))
+            return {"order_number": NO_ORDER, **fitted()}
+        given = latest_text(tracker) or str(value)
+        number = crm.parse_order_number(str(value))
         if number is None:
-            dispatcher.utter_message(
-                text="That doesn't look like an order number: it has 6 digits, like #100123. If your "
-                "complaint isn't about an order, just say so."
-            )
-            return {"order_number": None}
+            if DONT_KNOW.search(given):
+                dispatcher.utter_message(
+                    text="That's fine: I'll file it without the order number, and our team will find "
+                    "the order from your details."
+                )
+                return {"order_number": NO_ORDER, **self._story(tracker, given), **fitted()}
+            if WHERE_TO_FIND.search(given):
+                dispatcher.utter_message(text=FIND_ORDER_NUMBER)
+                return {"order_number": None, **fitted()}
+            if (told := self._told_more(tracker, given, dispatcher)) is not None:
+                return {"order_number": None, **told}
+            return {
+                "order_number": None,
+                **wont_fit(
+                    dispatcher,
+                    tracker,
+                    "Which order is it about? " + FIND_ORDER_NUMBER + " If your complaint isn't about "
+                    "an order, just say so.",
+                    self.stop_button,
+                ),
+            }
 
         def check(session: Session) -> str:
             conversation = conversation_for(session, tracker)
             if conversation.customer_id is None:
-                return "later"  # proven together with the contact details
+                # Proven together with the contact details; a number no order has is said at once.
+                return "later" if crm.order_exists(session, number) else "no_such_order"
             outcome, _ = prove_order(session, conversation, number, None)
             return outcome
 
@@ -147,20 +237,35 @@ class ValidateComplaintForm(CustomerProofForm, FormValidationAction):
         if outcome == "locked":
             dispatcher.utter_message(text=LOCKED_OUT + " I'll file your complaint without the order.")
             return {"order_number": NO_ORDER}
-        if outcome == "not_found":
+        if outcome in ("not_found", "no_such_order"):
+            where = " on your account" if outcome == "not_found" else ""
             dispatcher.utter_message(
-                text=f"I can't find order #{number} on your account. Please check the number, or say "
-                "if the complaint isn't about an order."
+                text=f"I can't find order #{number}{where}. Please check the number, or say if the "
+                "complaint isn't about an order.",
+                buttons=[DONT_KNOW_BUTTON, {"title": "It's not about an order", "payload": "/deny"}],
             )
-            return {"order_number": None}
-        return {"order_number": number}
+            return {"order_number": None, **fitted()}
+        # "order is 101165. honestly the stitching looks cheap too": the rest is more of the story.
+        rest = re.sub(r"#?\s*" + number, " ", given).strip()
+        more = self._story(tracker, given) if len(re.findall(r"[^\W\d_]+", rest)) >= 5 else {}
+        return {"order_number": number, **more, **fitted()}
 
     async def validate_contact(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if (stop := self._cancelled(value, dispatcher)) is not None:
+        if (stop := self._cancelled(tracker, dispatcher)) is not None:
             return stop
         return await super().validate_contact(value, dispatcher, tracker, domain)
+
+    async def not_a_contact(
+        self, given: str, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> dict[str, Any]:
+        if (
+            crm.parse_order_number(given) is None
+            and (told := self._told_more(tracker, given, dispatcher)) is not None
+        ):
+            return told
+        return await super().not_a_contact(given, dispatcher, tracker)
 
     async def contact_given(
         self, given: str, contact: crm.Contact, dispatcher: CollectingDispatcher, tracker: Tracker
@@ -180,46 +285,85 @@ class ValidateComplaintForm(CustomerProofForm, FormValidationAction):
         if outcome == "locked":
             dispatcher.utter_message(text=LOCKED_OUT + " I'll file your complaint without the order.")
             return {"order_number": NO_ORDER, "contact": given}
+        # The number stays: a corrected e-mail is enough, and a different number replaces it.
         dispatcher.utter_message(
-            text="Those details don't match an order of ours. Let's try again: what's the order number? "
-            "If the complaint isn't about an order, just say so."
+            text=f"Those details don't match order #{number}. Please check them, or give me a different "
+            "order number; if the complaint isn't about an order, just say so.",
+            buttons=[{"title": "It's not about an order", "payload": "/deny"}],
         )
-        return {"order_number": None, "contact": None}
+        return {"contact": None}
 
     async def validate_complaint_category(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if (stop := self._cancelled(value, dispatcher)) is not None:
+        if (stop := self._cancelled(tracker, dispatcher)) is not None:
             return stop
-        category = complaints.parse_category(str(value or ""))
+        given = latest_text(tracker)
+        category = complaints.parse_category(str(value))
+        wish: dict[str, Any] = {}
+        if (
+            given
+            and not tracker.get_slot("complaint_outcome")
+            and (outcome := complaints.infer_outcome(given))
+        ):
+            wish = {"complaint_outcome": outcome}  # "a refund please", said when asked what it's about
+        if given and (category is None or complaints.CATEGORIES.get(category, "") != given.lower()):
+            # Words, not a button: what they say is the story too ("it's just late").
+            story = self._story(tracker, given) if len(re.findall(r"\w+", given)) >= 3 else {}
+            if category is None and story:
+                category = "other"
+            if category is not None:
+                return {"complaint_category": category, **story, **wish, **fitted()}
+        if category is None and wish:
+            return {"complaint_category": None, **wish, **fitted()}
         if category is None:
-            dispatcher.utter_message(
-                text="Sorry, I didn't catch which of these it is. Please pick the closest one."
-            )
-            return {"complaint_category": None}
-        return {"complaint_category": category}
+            return {
+                "complaint_category": None,
+                **wont_fit(
+                    dispatcher,
+                    tracker,
+                    "Which of these is closest? Or tell me in a sentence what went wrong.",
+                    self.stop_button,
+                ),
+            }
+        return {"complaint_category": category, **fitted()}
 
     async def validate_complaint_details(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if (stop := self._cancelled(value, dispatcher)) is not None:
+        if (stop := self._cancelled(tracker, dispatcher)) is not None:
             return stop
-        text = str(value or "").strip()
+        text = str(value).strip()
         if len(re.findall(r"\w+", text)) < 2:
-            dispatcher.utter_message(
-                text="Could you tell me a bit more? A sentence or two about what happened is enough."
-            )
-            return {"complaint_details": None}
-        return {"complaint_details": text[:2000]}
+            return {
+                "complaint_details": None,
+                **wont_fit(
+                    dispatcher,
+                    tracker,
+                    "Could you tell me a bit more? A sentence or two about what happened is enough.",
+                    self.stop_button,
+                ),
+            }
+        return {"complaint_details": text[:2000], **fitted()}
 
     async def validate_complaint_outcome(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if (stop := self._cancelled(value, dispatcher)) is not None:
+        if (stop := self._cancelled(tracker, dispatcher)) is not None:
             return stop
-        outcome = complaints.parse_outcome(str(value or ""))
+        text = str(value).strip()
+        outcome = complaints.parse_outcome(text)
+        if (
+            outcome is None
+            and not WISH.match(text)
+            and complaints.is_descriptive(text)
+            and complaints.infer_category(text) is not None
+        ):
+            # More about what happened ("the parcel was left in the rain"): kept, and asked again.
+            dispatcher.utter_message(text="Thank you, I've noted that for your complaint.")
+            return {"complaint_outcome": None, **self._story(tracker, text), **fitted()}
         # Anything else the customer asks for is kept in their words and read by a person.
-        return {"complaint_outcome": outcome or f"other: {str(value).strip()[:200]}"}
+        return {"complaint_outcome": outcome or f"other: {text[:200]}", **fitted()}
 
 
 class ActionAskComplaintOrderNumber(Action):
@@ -250,7 +394,10 @@ class ActionAskComplaintContact(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        if tracker.get_slot("order_number") in (None, NO_ORDER):
+        if tracker.get_slot("requested_slot") == "contact":
+            # Asked again: the reply to the last answer said why.
+            dispatcher.utter_message(text="What's the e-mail address or phone number, then?")
+        elif tracker.get_slot("order_number") in (None, NO_ORDER):
             dispatcher.utter_message(
                 text="What e-mail address or phone number can our team reach you on about this?"
             )
@@ -312,23 +459,22 @@ class ActionSubmitComplaint(Action):
         contact = tracker.get_slot("contact")
         message_id = latest_message_id(tracker)
 
-        def file(session: Session) -> tuple[str, Ticket]:
+        def file(session: Session) -> tuple[str, Ticket, str | None]:
             conversation = conversation_for(session, tracker)
             order = None
             if number not in (None, NO_ORDER) and conversation.customer_id is not None:
                 order = crm.customer_order(session, conversation.customer_id, str(number))
             story = details if opening in details else f"{opening}\n{details}".strip()
-            assessment = complaints.assess(story, order, utcnow().date())
             if order is not None:
-                existing = tickets.open_complaint_about(session, order.id, config.ticket_reopen_days)
+                # The same problem joins its ticket (and is reassessed there); another one gets its own.
+                existing = tickets.complaint_target(
+                    session, order.id, category, config.ticket_reopen_days, story
+                )
                 if existing is not None:
-                    happened = tickets.customer_replied(session, existing, story, config.ticket_reopen_days)
-                    if assessment.severity is Severity.HIGH and existing.severity is not Severity.HIGH:
-                        existing.severity = Severity.HIGH
-                        tickets.add_event(
-                            session, existing, "bot", "severity_raised", {"reasons": assessment.reasons}
-                        )
-                    return happened, existing
+                    happened = tickets.add_complaint(session, existing, story, config.ticket_reopen_days)
+                    if happened != "closed":
+                        return happened, existing, order.number
+            assessment = complaints.assess(story, order, utcnow().date())
             subject = complaints.CATEGORIES.get(category, category)
             subject = subject[0].upper() + subject[1:]
             if order is not None:
@@ -352,9 +498,9 @@ class ActionSubmitComplaint(Action):
             )
             if order is not None:
                 tickets.add_event(session, ticket, "bot", "order_status", {"status": describe_order(order)})
-            return "created", ticket
+            return "created", ticket, order.number if order is not None else None
 
-        happened, ticket = await in_transaction(file)
+        happened, ticket, order_number = await in_transaction(file)
         if happened == "created":
             dispatcher.utter_message(
                 text=f"Thank you for telling us. Your complaint is filed as {ticket.reference}. A person "
@@ -363,14 +509,15 @@ class ActionSubmitComplaint(Action):
             )
         elif happened == "reopened":
             dispatcher.utter_message(
-                text=f"You complained about this order recently, so I've reopened {ticket.reference} and "
-                "added what you told me, rather than starting again. Our team will pick it up from there."
+                text=f"You told us about this problem with order #{order_number} recently, so I've reopened "
+                f"{ticket.reference} and added what you told me, rather than starting again. Our team will "
+                "pick it up from there and reply here."
             )
         else:
             dispatcher.utter_message(
-                text=f"You already have an open complaint about this order, {ticket.reference}, so I've "
-                "added what you told me to it rather than opening a second one. The team handling it "
-                "will see it straight away."
+                text=f"You already have an open ticket about this problem with order #{order_number}, "
+                f"{ticket.reference}, so I've added what you told me to it rather than opening a second "
+                "one. The team handling it will see it straight away."
             )
         done: list[EventType] = [*RESET, SlotSet("last_ticket", ticket.reference)]
         if ticket.severity is Severity.HIGH and trigger_on("severe_complaint"):
@@ -413,6 +560,15 @@ class ActionOrderStatusInComplaint(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        text = latest_text(tracker)
+        if WHERE_TO_FIND.search(text):
+            # "where do I find the order number?" is not "where is my order?"
+            dispatcher.utter_message(text=FIND_ORDER_NUMBER)
+            return []
+        if not QUESTION.search(text) and complaints.is_descriptive(text):
+            # "it took three weeks and the tracking never updated": more of the story, not a question.
+            dispatcher.utter_message(text="Thank you, I've noted that for your complaint.")
+            return [SlotSet(name, value) for name, value in add_to_story(tracker, text).items()]
         number = crm.parse_order_number(str(tracker.get_slot("order_number") or ""))
 
         def look_up(session: Session) -> str | None:

@@ -167,6 +167,9 @@ _OUTCOME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"another one",
             r"exchange",
             r"send (?:me )?(?:a|the) (?:right|correct|new)",
+            # "just send the cushion that's missing", "send me the rest"
+            r"send (?:me )?(?:the |my |a )?(?:\w+ ){0,3}(?:that'?s |which is |that is )?missing",
+            r"send (?:me )?(?:the )?(?:rest|missing)",
             r"swap",
         ),
     ),

@@ -12,6 +12,7 @@ the bot's everyday work and must not go to a person on their own.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -31,3 +32,23 @@ def score(text: str) -> float:
 
 def is_strongly_negative(text: str, threshold: float) -> bool:
     return score(text) <= threshold
+
+
+# Impatience the lexicon scores as neutral: "it's been days", "nobody tells me anything", "still
+# nothing", "this is ridiculous", "fed up".
+_FRUSTRATION = re.compile(
+    r"\b(?:ridiculous|unacceptable|useless|pathetic|joke|waste of|fed up|sick of|had enough|"
+    r"nobody|no one|no-one|never (?:answer|reply|repl)|still (?:no|not|nothing|waiting)|"
+    r"(?:it'?s|its) been (?:days|weeks|ages|forever)|how many times|again and again|"
+    r"what'?s going on|wtf|seriously\?)",
+    re.IGNORECASE,
+)
+# Where "reports a problem" (about -1 to -2) ends and "upset" begins, when no words above say so.
+UPSET_SCORE = -2.0
+
+
+def is_frustrated(text: str) -> bool:
+    """Whether the customer sounds fed up with us: impatient words, or a clearly negative score.
+
+    Used to stop and apologise (and offer a person) instead of a flat "I can't help with that"."""
+    return bool(_FRUSTRATION.search(text or "")) or score(text or "") <= UPSET_SCORE
