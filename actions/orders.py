@@ -13,11 +13,24 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction, latest_message_id, settings, sla_policy
-from actions.forms import CustomerProofForm, order_buttons, recent_orders_of_chat
+from actions.followups import offer_second_request, refers_back, remember_second_request, split_requests
+from actions.forms import (
+    DONT_KNOW_BUTTON,
+    FIND_ORDER_NUMBER,
+    PERSON_BUTTON,
+    WHERE_TO_FIND,
+    CustomerProofForm,
+    fitted,
+    latest_text,
+    order_buttons,
+    recent_orders_of_chat,
+    without_it,
+    wont_fit,
+)
+from bot.crm import complaints, tickets
 from bot.crm import orders as crm
-from bot.crm import tickets
 from bot.crm.audit import audit
-from bot.crm.models import Conversation, Order, OrderStatus, Severity, Shipment, utcnow
+from bot.crm.models import Conversation, Order, OrderStatus, Severity, Shipment, Ticket, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +45,8 @@ LOCKED_OUT = (
 RESET_FORM = [SlotSet("order_number", None), SlotSet("contact", None), SlotSet("order_purpose", None)]
 # What the order form was started for, by the intent that started it.
 PURPOSES = {"track_order": "track", "inform": "track", "cancel_order": "cancel", "request_refund": "refund"}
+# Complaint categories that make a refund request a complaint when the message tells the story.
+WENT_WRONG = frozenset({"product_defect", "wrong_or_missing_item", "delivery_problem"})
 
 
 def _date(value: Any) -> str:
@@ -93,14 +108,35 @@ class ValidateOrderForm(CustomerProofForm, FormValidationAction):
     async def validate_order_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        number = crm.parse_order_number(str(value or ""))
+        given = str(value or "").strip()
+        # "where is 100001 and how do I return 100002?": this form is for the first request.
+        first, _rest = split_requests(latest_text(tracker))
+        number = crm.parse_order_number(first) or crm.parse_order_number(given)
         if number is None:
+            return {"order_number": None, **no_order_number(given, dispatcher, tracker)}
+        if not await in_transaction(lambda session: crm.order_exists(session, number)):
             dispatcher.utter_message(
-                text="That doesn't look like an order number. It has 6 digits, like #100123, and "
-                "you'll find it in your order confirmation e-mail."
+                text=f"I can't find order #{number}. Could you check the number?",
+                buttons=[DONT_KNOW_BUTTON, PERSON_BUTTON],
             )
-            return {"order_number": None}
-        return {"order_number": number}
+            return {"order_number": None, **fitted()}
+        return {"order_number": number, **fitted()}
+
+
+def no_order_number(given: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
+    """An answer to "which order?" without a number: where to find it, what to do without it, or
+    (when it is neither) what the number looks like."""
+    if without_it(dispatcher, tracker):
+        return fitted()
+    if WHERE_TO_FIND.search(given):
+        dispatcher.utter_message(text=FIND_ORDER_NUMBER)
+        return fitted()
+    return wont_fit(
+        dispatcher,
+        tracker,
+        "I need the order number to look it up. " + FIND_ORDER_NUMBER,
+        {"title": "Never mind", "payload": "/deny"},
+    )
 
 
 class ActionAskOrderNumber(Action):
@@ -113,12 +149,27 @@ class ActionAskOrderNumber(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         buttons = order_buttons(await recent_orders_of_chat(tracker) or [], "track_order", with_status=True)
-        if buttons:
+        if tracker.get_slot("requested_slot") == "order_number":
+            # Asked again after an answer that didn't fit: the reply to it said why, so just ask.
+            dispatcher.utter_message(
+                text="Which order number should I look up?", buttons=buttons or [DONT_KNOW_BUTTON]
+            )
+        elif buttons:
             dispatcher.utter_message(text="Which order is it? Pick one or type its number.", buttons=buttons)
+        elif tracker.get_slot("contact"):
+            # An e-mail or phone on its own: it proves an order, but never finds one (anyone may
+            # know an address), so the number is still needed, and a person is the way without it.
+            dispatcher.utter_message(
+                text="Thanks. I also need the order number: I can't look orders up by e-mail or phone "
+                "alone, to keep them private. It has 6 digits, like #100123, and it's in your order "
+                "confirmation e-mail. If you can't find it, a person from our team can help.",
+                buttons=[PERSON_BUTTON],
+            )
         else:
             dispatcher.utter_message(
                 text="Sure, I can check that. What's the order number? It has 6 digits, like "
-                "#100123, and it's in your order confirmation e-mail."
+                "#100123, and it's in your order confirmation e-mail.",
+                buttons=[DONT_KNOW_BUTTON],
             )
         return []
 
@@ -173,7 +224,33 @@ class ActionStartOrderRequest(Action):
     ) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         purpose = PURPOSES.get(str(intent), "track")
-        return [SlotSet("order_purpose", purpose), SlotSet("pending_cancel", None)]
+        said = latest_text(tracker)
+        if (
+            purpose == "refund"
+            and complaints.is_descriptive(said)
+            and complaints.infer_category(said) in WENT_WRONG
+        ):
+            # "the mug arrived smashed, I want a refund": a complaint whose wish is a refund, so
+            # what went wrong is recorded and put right, whatever the return window says.
+            return [FollowupAction("action_start_complaint")]
+        named = next(tracker.get_latest_entity_values("order_number"), None)
+        waiting = tracker.get_slot("pending_cancel")
+        if purpose == "cancel" and waiting and named in (None, waiting):
+            # "yes cancel it" right after "Shall I cancel it?" is the answer, not a new request.
+            return [FollowupAction("action_confirm_cancel")]
+        events: list[EventType] = [
+            SlotSet("order_purpose", purpose),
+            SlotSet("pending_cancel", None),
+            SlotSet("next_steps", None),
+            SlotSet("form_misfits", None),
+            *remember_second_request(tracker),
+        ]
+        text = str(tracker.latest_message.get("text") or "")
+        earlier = tracker.get_slot("last_order")
+        if named is None and earlier and refers_back(text):
+            # "ok so what's happening with it now?": the order we were just talking about.
+            events.append(SlotSet("order_number", earlier))
+        return events
 
 
 class ActionOrderRequest(Action):
@@ -199,7 +276,7 @@ class ActionOrderRequest(Action):
                 return outcome, order, offer_cancellation(dispatcher, order)
             if purpose == "refund":
                 return outcome, order, handle_refund(session, dispatcher, conversation, order, message_id)
-            tell_status(dispatcher, order)
+            tell_status(dispatcher, order, tickets.open_delivery_ticket(session, order.id))
             return outcome, order, []
 
         outcome, order, events = await in_transaction(check)
@@ -209,13 +286,30 @@ class ActionOrderRequest(Action):
             dispatcher.utter_message(text=NOT_FOUND)
             # Keep the number: a corrected e-mail alone, or a corrected number, is then enough to retry.
             return [SlotSet("contact", None)]
+        if order is not None:
+            events.append(SlotSet("last_order", order.number))
+        if purpose != "cancel":  # a cancellation waits for its "yes" first
+            events += offer_second_request(dispatcher, tracker.get_slot("pending_request"))
         return [*RESET_FORM, *events]
 
 
-def tell_status(dispatcher: CollectingDispatcher, order: Order) -> None:
-    """Where the order is; a delayed one comes with the offer of a ticket or a person."""
+def tell_status(dispatcher: CollectingDispatcher, order: Order, delay_ticket: Ticket | None = None) -> None:
+    """Where the order is; a delayed one comes with the ticket already open about it, or the offer
+    of a ticket or a person."""
     text = describe_order(order)
-    if order.status is OrderStatus.DELAYED:
+    if order.status is OrderStatus.DELAYED and delay_ticket is not None:
+        dispatcher.utter_message(
+            text=f"{text} Our team is already following this up in ticket {delay_ticket.reference}, "
+            "so there's no need to open another. You can also talk to a person now.",
+            buttons=[
+                {
+                    "title": f"Status of {delay_ticket.reference}",
+                    "payload": f'/check_ticket{{"ticket_reference": "{delay_ticket.reference}"}}',
+                },
+                {"title": "Talk to a person", "payload": "/request_human"},
+            ],
+        )
+    elif order.status is OrderStatus.DELAYED:
         dispatcher.utter_message(
             text=text + " Would you like me to open a ticket so our team follows it up, "
             "or talk to a person now?",
@@ -257,6 +351,10 @@ def offer_cancellation(dispatcher: CollectingDispatcher, order: Order) -> list[E
             "cancelled. Your refund follows within 5 business days of the return reaching our warehouse."
         )
     elif status is OrderStatus.DELIVERED:
+        steps = (
+            f"You can return order #{order.number} within 30 days of delivery and get your money back: "
+            "ask me for a refund, or see how returns work."
+        )
         dispatcher.utter_message(
             text=f"Order #{order.number} has already been delivered, so it can't be cancelled any more. "
             "You can return it within 30 days of delivery and get your money back.",
@@ -268,6 +366,7 @@ def offer_cancellation(dispatcher: CollectingDispatcher, order: Order) -> list[E
                 {"title": "How returns work", "payload": '/choose_article{"kb_article": "how-to-return"}'},
             ],
         )
+        return [SlotSet("next_steps", steps)]
     else:
         dispatcher.utter_message(
             text=f"Order #{order.number} has already been handed to the carrier, so I can't cancel it "
@@ -277,6 +376,11 @@ def offer_cancellation(dispatcher: CollectingDispatcher, order: Order) -> list[E
                 {"title": "How returns work", "payload": '/choose_article{"kb_article": "how-to-return"}'}
             ],
         )
+        steps = (
+            f"Order #{order.number} is with the carrier: you can refuse the delivery when it arrives, "
+            "or return it within 30 days of delivery. Either way you get your money back."
+        )
+        return [SlotSet("next_steps", steps)]
     return []
 
 
@@ -379,9 +483,12 @@ class ActionConfirmCancel(Action):
         if not number:
             dispatcher.utter_message(response="utter_anything_else")
             return []
-        if intent != "affirm":
+        if intent not in ("affirm", "cancel_order"):  # "yes, cancel it" may read as a cancel request
             dispatcher.utter_message(text=f"Alright, order #{number} stays as it is.")
-            return [SlotSet("pending_cancel", None)]
+            return [
+                SlotSet("pending_cancel", None),
+                *offer_second_request(dispatcher, tracker.get_slot("pending_request")),
+            ]
 
         def cancel(session: Session) -> str:
             conversation = conversation_for(session, tracker)
@@ -410,7 +517,10 @@ class ActionConfirmCancel(Action):
             )
         else:
             dispatcher.utter_message(text=NOT_FOUND)
-        return [SlotSet("pending_cancel", None)]
+        return [
+            SlotSet("pending_cancel", None),
+            *offer_second_request(dispatcher, tracker.get_slot("pending_request")),
+        ]
 
 
 class ActionListOrders(Action):
@@ -450,7 +560,9 @@ class ActionOpenDelayTicket(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        number = crm.parse_order_number(str(tracker.get_slot("order_number") or ""))
+        # "Open a ticket" typed rather than clicked: the order we just looked at.
+        named = tracker.get_slot("order_number") or tracker.get_slot("last_order")
+        number = crm.parse_order_number(str(named or ""))
         message_id = latest_message_id(tracker)
 
         def create(session: Session) -> str | None:
@@ -460,6 +572,15 @@ class ActionOpenDelayTicket(Action):
             order = crm.customer_order(session, conversation.customer_id, number)
             if order is None:
                 return None
+            retried = tickets.find_by_source_message(session, message_id) if message_id is not None else None
+            existing = tickets.open_delivery_ticket(session, order.id)
+            if existing is not None and retried is None:
+                # One delay, one ticket: the customer learns where the one they have stands.
+                state = tickets.STATE_WORDS[existing.status]
+                return (
+                    f"You already have a ticket about the delivery of order #{order.number}, "
+                    f"{existing.reference}, and it's {state}, so I haven't opened a second one."
+                )
             ticket = tickets.open_ticket(
                 session,
                 kind="delivery",
@@ -475,16 +596,16 @@ class ActionOpenDelayTicket(Action):
                 severity=Severity.MEDIUM,
                 data={"order_number": order.number, "status": order.status.value},
             )
-            return ticket.reference
+            return (
+                f"Done: your ticket reference is {ticket.reference}. Our team will look into the delay and "
+                "get back to you here. Sorry again for the wait."
+            )
 
-        reference = await in_transaction(create)
-        if reference is None:
+        reply = await in_transaction(create)
+        if reply is None:
             dispatcher.utter_message(
                 text="I can open a ticket once we've looked up the order together. Which order is it about?"
             )
             return [*RESET_FORM, FollowupAction("order_form")]
-        dispatcher.utter_message(
-            text=f"Done: your ticket reference is {reference}. Our team will look into the delay and "
-            "get back to you here. Sorry again for the wait."
-        )
+        dispatcher.utter_message(text=reply)
         return list(RESET_FORM)

@@ -20,7 +20,7 @@ from bot.crm.models import (
     utcnow,
 )
 
-ORDER_NUMBER_RE = re.compile(r"(?<!\d)#?\s*(1\d{5})(?!\d)")
+ORDER_NUMBER_RE = re.compile(r"(?<!\d)#?\s*([1-9]\d{5})(?!\d)")
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 PHONE_RE = re.compile(r"\+?[\d][\d ()./-]{6,20}\d")
 # Phone numbers are compared on their last digits, so "+49 151 2345 6789" and "0151 23456789" match.
@@ -87,6 +87,11 @@ def verify_order_owner(session: Session, number: str, contact: Contact) -> Order
     return None
 
 
+def order_exists(session: Session, number: str) -> bool:
+    """Whether an order has this number at all (says nothing about whose it is)."""
+    return session.scalar(select(Order.id).where(Order.number == number)) is not None
+
+
 def customer_order(session: Session, customer_id: int, number: str) -> Order | None:
     """The order with this number if it belongs to the customer, else None."""
     return session.scalars(
@@ -133,6 +138,24 @@ def recent_failures(
     if order_number:
         by_order = session.scalar(base.where(VerificationAttempt.order_number == order_number)) or 0
     return max(by_conversation, by_order)
+
+
+def recently_proven(session: Session, conversation: Conversation, reference: str, window: timedelta) -> bool:
+    """Whether this conversation proved `reference` (an order number or a ticket reference) in the window.
+
+    The proof covers that one reference only: it does not link the conversation to the customer."""
+    since: datetime = utcnow() - window
+    proof = session.scalars(
+        select(VerificationAttempt.id)
+        .where(
+            VerificationAttempt.conversation_id == conversation.id,
+            VerificationAttempt.order_number == reference,
+            VerificationAttempt.succeeded.is_(True),
+            VerificationAttempt.created_at >= since,
+        )
+        .limit(1)
+    ).first()
+    return proof is not None
 
 
 def link_conversation(session: Session, conversation: Conversation, customer: Customer) -> None:

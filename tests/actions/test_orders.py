@@ -20,6 +20,7 @@ from actions.orders import (
     ActionListOrders,
     ActionOpenDelayTicket,
     ActionOrderRequest,
+    ActionStartOrderRequest,
     ValidateOrderForm,
 )
 from bot.crm.conversations import store_inbound
@@ -31,6 +32,8 @@ from bot.crm.models import (
     Order,
     OrderStatus,
     Ticket,
+    TicketEvent,
+    TicketStatus,
     VerificationAttempt,
     utcnow,
 )
@@ -148,7 +151,9 @@ async def test_ask_order_number_offers_recent_orders_once_verified(crm: sessionm
     conversation = web_conversation(crm)
     dispatcher = CollectingDispatcher()
     await ActionAskOrderNumber().run(dispatcher, tracker_for(conversation), DOMAIN)
-    assert "6 digits" in dispatcher.messages[0]["text"] and not dispatcher.messages[0]["buttons"]
+    assert "6 digits" in dispatcher.messages[0]["text"]
+    # Not verified yet: no orders offered, only the way out for a customer without the number.
+    assert [b["title"] for b in dispatcher.messages[0]["buttons"]] == ["I don't know it"]
 
     await track(conversation, "100001", "ana.souza@example.com")
     dispatcher = CollectingDispatcher()
@@ -157,22 +162,54 @@ async def test_ask_order_number_offers_recent_orders_once_verified(crm: sessionm
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
-    [("#100045", "100045"), ("it's 100045 i think", "100045"), ("12345", None), ("no idea", None)],
+    ("value", "expected", "said"),
+    [
+        ("#100045", "100045", None),
+        ("it's 100045 i think", "100045", None),
+        ("12345", None, "I need the order number"),
+        # Well formed, but no order has it: not "malformed", just not found.
+        ("999999", None, "can't find order #999999"),
+        ("no idea", None, "only look one up here with its number"),
+        ("where do i find the order number?", None, "confirmation e-mail"),
+        ("can you look it up by my name?", None, "a person from our team can help"),
+    ],
 )
-async def test_order_number_validation(value: str, expected: str | None, crm: sessionmaker[Session]) -> None:
+async def test_order_number_validation(
+    value: str, expected: str | None, said: str | None, crm: sessionmaker[Session]
+) -> None:
     dispatcher = CollectingDispatcher()
-    result = await ValidateOrderForm().validate_order_number(
-        value, dispatcher, tracker_for(web_conversation(crm)), DOMAIN
+    conversation = web_conversation(crm)
+    # The customer's answer to "what's the order number?".
+    tracker = tracker_for(conversation, {"requested_slot": "order_number"}, text=value)
+    result = await ValidateOrderForm().validate_order_number(value, dispatcher, tracker, DOMAIN)
+    assert result["order_number"] == expected
+    if said is None:
+        assert not dispatcher.messages
+    else:
+        assert said in dispatcher.messages[0]["text"]
+
+
+async def test_two_answers_that_dont_fit_offer_a_person_and_a_way_out(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)
+    form = ValidateOrderForm()
+    first = CollectingDispatcher()
+    result = await form.validate_order_number("blue", first, tracker_for(conversation, text="blue"), DOMAIN)
+    assert result["form_misfits"] == 1 and not first.messages[0].get("buttons")
+    second = CollectingDispatcher()
+    await form.validate_order_number(
+        "the blue one", second, tracker_for(conversation, {"form_misfits": 1.0}, text="the blue one"), DOMAIN
     )
-    assert result == {"order_number": expected}
-    assert bool(dispatcher.messages) == (expected is None)
+    payloads = [b["payload"] for b in second.messages[0]["buttons"]]
+    assert payloads == ["/request_human", "/deny"] and "Sorry" in second.messages[0]["text"]
 
 
 async def test_delay_ticket_is_created_once_per_message(crm: sessionmaker[Session]) -> None:
     conversation = web_conversation(crm)
     await track(conversation, "100004", "jonas.becker@example.com")
     with crm.begin() as session:
+        # The demo's delay ticket for 100004 (KF-000003) is done, so a new delay gets a new ticket.
+        seeded = session.scalars(select(Ticket).where(Ticket.reference == "KF-000003")).one()
+        seeded.status = TicketStatus.RESOLVED
         message = store_inbound(session, session.get(Conversation, conversation.id), "Open a ticket")  # type: ignore[arg-type]
         message_id = message.id
     tracker = tracker_for(conversation, {"order_number": "100004"}, metadata={"message_id": message_id})
@@ -189,6 +226,25 @@ async def test_delay_ticket_is_created_once_per_message(crm: sessionmaker[Sessio
         tickets[0].reference.startswith("KF-") and tickets[0].reference in texts[0] and texts[0] == texts[1]
     )
     assert tickets[0].category == "delivery_problem"
+
+
+async def test_a_delay_already_ticketed_gets_that_ticket_not_a_second_one(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)
+    await track(conversation, "100004", "jonas.becker@example.com")  # KF-000003 is open for it
+    dispatcher = CollectingDispatcher()
+    await ActionOpenDelayTicket().run(
+        dispatcher, tracker_for(conversation, {"order_number": "100004"}), DOMAIN
+    )
+    assert [m["text"] for m in dispatcher.messages] == [
+        "You already have a ticket about the delivery of order #100004, KF-000003, and it's received, "
+        "and waiting for a person from our team to pick it up, so I haven't opened a second one."
+    ]
+    with crm() as session:
+        order = session.scalars(select(Order).where(Order.number == "100004")).one()
+        on_order = session.scalars(select(Ticket).where(Ticket.order_id == order.id)).all()
+        assert [t.reference for t in on_order] == ["KF-000003"]
+        events = session.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == on_order[0].id))
+        assert list(events) == ["created"]
 
 
 async def test_delay_ticket_refused_for_an_unverified_chat(crm: sessionmaker[Session]) -> None:
@@ -303,3 +359,57 @@ async def test_refunds_for_orders_not_delivered_point_the_right_way(
 ) -> None:
     text, _ = await request(web_conversation(crm), "refund", number, contact)
     assert says in text
+
+
+async def test_a_delayed_order_with_a_ticket_names_it_instead_of_offering_another(
+    crm: sessionmaker[Session],
+) -> None:
+    conversation = web_conversation(crm)
+    _, said = await track(conversation, "100004", "jonas.becker@example.com")
+    assert "KF-000003" in said and "no need to open another" in said
+
+
+async def test_yes_cancel_it_read_as_a_cancel_request_confirms_the_waiting_cancellation(
+    crm: sessionmaker[Session],
+) -> None:
+    conversation = web_conversation(crm)
+    start = tracker_for(
+        conversation, {"pending_cancel": "100003"}, text="yes cancel it", intent="cancel_order"
+    )
+    events = await ActionStartOrderRequest().run(CollectingDispatcher(), start, DOMAIN)
+    assert events == [FollowupAction("action_confirm_cancel")]
+
+
+async def test_a_contact_given_before_the_number_is_thanked_and_still_needs_the_number(
+    crm: sessionmaker[Session],
+) -> None:
+    conversation = web_conversation(crm)
+    dispatcher = CollectingDispatcher()
+    tracker = tracker_for(conversation, {"contact": "ana.souza@example.com"}, text="ana.souza@example.com")
+    await ActionAskOrderNumber().run(dispatcher, tracker, DOMAIN)
+    said = dispatcher.messages[0]
+    # An address finds nothing on its own (anyone may know it): the number, or a person.
+    assert "can't look orders up by e-mail or phone alone" in said["text"]
+    assert "100001" not in said["text"] and [b["payload"] for b in said["buttons"]] == ["/request_human"]
+
+
+async def test_a_shipped_order_that_cant_be_cancelled_leaves_next_steps(crm: sessionmaker[Session]) -> None:
+    _, events = await request(web_conversation(crm), "cancel", "100005", "jonas.becker@example.com")
+    steps = next(e["value"] for e in events if e.get("name") == "next_steps")
+    assert "refuse the delivery" in steps and "#100005" in steps
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("order 101172 came a week late AND the mug inside was smashed. i want a refund", True),
+        ("i want my money back for 101175", False),
+        ("refund for order 101030 please, i changed my mind about the colour", False),
+    ],
+)
+async def test_a_refund_asked_for_something_that_went_wrong_is_a_complaint(
+    crm: sessionmaker[Session], text: str, complaint: bool
+) -> None:
+    start = tracker_for(web_conversation(crm), text=text, intent="request_refund")
+    events = await ActionStartOrderRequest().run(CollectingDispatcher(), start, DOMAIN)
+    assert (FollowupAction("action_start_complaint") in events) is complaint
