@@ -6,30 +6,34 @@ from datetime import timedelta
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction, settings, sla_policy
 from actions.complaints import promised
-from actions.forms import CustomerProofForm
+from actions.forms import (
+    FIND_TICKET_REFERENCE,
+    WHERE_TO_FIND,
+    CustomerProofForm,
+    fitted,
+    without_it,
+    wont_fit,
+)
 from actions.orders import LOCKED_OUT
 from bot.crm import complaints, sla, tickets
 from bot.crm import orders as crm
 from bot.crm.models import Conversation, Ticket, TicketStatus
 
-RESET = [SlotSet("ticket_reference", None), SlotSet("contact", None)]
+RESET = [SlotSet("ticket_reference", None), SlotSet("contact", None), SlotSet("ticket_purpose", None)]
+# What the ticket form is for: showing the ticket ("check", the default) or reopening it.
+REOPEN = "reopen"
 # The same words whether the ticket does not exist or is someone else's: a reference reveals nothing.
 NOT_FOUND = (
     "I couldn't find a ticket with that reference for you. Please check it: it looks like KF-000123 "
     "and it's in the message where we confirmed your complaint or request."
 )
-_STATE = {
-    TicketStatus.NEW: "received, and waiting for a person from our team to pick it up",
-    TicketStatus.OPEN: "open: our team is working on it",
-    TicketStatus.PENDING_CUSTOMER: "waiting for an answer from you",
-}
 _EVENT_WORDS = {
     "created": "ticket opened",
     "status_changed": "status changed",
@@ -43,10 +47,12 @@ _EVENT_WORDS = {
 }
 
 
-def owns(ticket: Ticket, conversation: Conversation, contact: crm.Contact | None) -> bool:
-    """Whether this chat may see the ticket: it opened it, its verified customer owns it, or the
-    contact given matches the ticket's customer or contact."""
-    if ticket.conversation_id == conversation.id:
+def owns(
+    ticket: Ticket, conversation: Conversation, contact: crm.Contact | None, *, proven: bool = False
+) -> bool:
+    """Whether this chat may see the ticket: it opened it, it proved the ticket is its own a moment
+    ago (`proven`), its verified customer owns it, or the contact given matches the ticket's."""
+    if ticket.conversation_id == conversation.id or proven:
         return True
     if conversation.customer_id is not None:
         return ticket.customer_id == conversation.customer_id
@@ -59,6 +65,37 @@ def owns(ticket: Ticket, conversation: Conversation, contact: crm.Contact | None
             return True
     stored = crm.parse_contact(ticket.contact or "")
     return stored is not None and stored == contact
+
+
+def proven_here(session: Session, conversation: Conversation, reference: str) -> bool:
+    """Whether this chat proved the ticket is its own (by contact) within the verification window."""
+    window = timedelta(minutes=settings().verification_window_minutes)
+    return crm.recently_proven(session, conversation, reference, window)
+
+
+def reopen(session: Session, ticket: Ticket) -> str:
+    """Reopen the owner's ticket on their request; the outcome as `tickets.customer_replied` says it."""
+    return tickets.customer_replied(
+        session, ticket, "The customer asked to reopen it in chat.", settings().ticket_reopen_days
+    )
+
+
+def reopen_reply(reference: str, outcome: str) -> tuple[str, list[dict[str, str]]]:
+    """What the customer is told after asking to reopen a ticket they own, with any buttons."""
+    if outcome == "reopened":
+        return (
+            f"I've reopened {reference}. It's back with our team: a person will pick it up again and "
+            "reply here. If there's anything new to add, tell me now and I'll put it on the ticket.",
+            [],
+        )
+    if outcome == "closed":
+        days = settings().ticket_reopen_days
+        return (
+            f"{reference} was resolved too long ago to reopen: we reopen tickets up to {days} days after "
+            "they're resolved. Tell me what's wrong and I'll open a new ticket for it.",
+            [{"title": "Report the problem", "payload": "/complaint"}],
+        )
+    return f"{reference} is still open, and our team is on it: there's nothing to reopen.", []
 
 
 def describe_ticket(ticket: Ticket, policy: sla.SlaPolicy) -> str:
@@ -83,7 +120,7 @@ def describe_ticket(ticket: Ticket, policy: sla.SlaPolicy) -> str:
         promise = f" We promised a first reply by {promised(ticket.sla_first_response_due, policy)}."
     elif ticket.sla_resolution_due is not None:
         promise = f" We aim to resolve it by {promised(ticket.sla_resolution_due, policy)}."
-    return f"{head} is {_STATE[ticket.status]}.{update}{promise}"
+    return f"{head} is {tickets.STATE_WORDS[ticket.status]}.{update}{promise}"
 
 
 class ValidateTicketForm(CustomerProofForm, FormValidationAction):
@@ -92,6 +129,7 @@ class ValidateTicketForm(CustomerProofForm, FormValidationAction):
     A verified customer can pick from their tickets: no reference needed."""
 
     verified_skips = frozenset({"ticket_reference", "contact"})
+    asks_order = False
     contact_retry = (
         "I need the e-mail address or phone number you gave us, for example "
         "name@example.com or +44 7700 900123."
@@ -108,20 +146,56 @@ class ValidateTicketForm(CustomerProofForm, FormValidationAction):
             wanted = ["ticket_reference", "contact"]
         else:
             ticket = tickets.find_by_reference(session, reference)
-            opened_here = ticket is not None and ticket.conversation_id == conversation.id
-            wanted = [] if opened_here else ["contact"]
+            known_here = ticket is not None and (
+                ticket.conversation_id == conversation.id or proven_here(session, conversation, reference)
+            )
+            wanted = [] if known_here else ["contact"]
         return [slot for slot in domain_slots if slot in wanted]
+
+    async def get_validation_events(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events = await super().get_validation_events(dispatcher, tracker, domain)
+        if (
+            tracker.get_slot("ticket_purpose")
+            and tracker.get_slot("requested_slot") is None
+            and tracker.get_intent_of_latest_message() != "reopen_ticket"
+        ):
+            # A reopen left half-way must not turn a later "any news on it?" into a reopening.
+            events.append(SlotSet("ticket_purpose", None))
+        return events
 
     async def validate_ticket_reference(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        reference = tickets.parse_reference(str(value or ""))
-        if reference is None:
-            dispatcher.utter_message(
-                text="That doesn't look like a ticket reference. It looks like KF-000123 and it's in "
-                "the message where we confirmed your complaint or request."
-            )
-        return {"ticket_reference": reference}
+        given = str(value or "")
+        reference = tickets.parse_reference(given)
+        if reference is not None:
+            return {"ticket_reference": reference, **fitted()}
+        if without_it(dispatcher, tracker):
+            return {"ticket_reference": None, **fitted()}
+        if WHERE_TO_FIND.search(given):
+            dispatcher.utter_message(text=FIND_TICKET_REFERENCE)
+            return {"ticket_reference": None, **fitted()}
+        retry = "That doesn't look like a ticket reference. " + FIND_TICKET_REFERENCE
+        return {"ticket_reference": None, **wont_fit(dispatcher, tracker, retry, self.stop_button)}
+
+
+class ActionAskTicketReference(Action):
+    """Asks for the ticket reference: in full the first time, briefly after an answer that didn't
+    fit (the reply to that answer already said where to find it)."""
+
+    def name(self) -> str:
+        return "action_ask_ticket_reference"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if tracker.get_slot("requested_slot") == "ticket_reference":
+            dispatcher.utter_message(text="Which ticket reference should I look up?")
+        else:
+            dispatcher.utter_message(text="What's the ticket reference? " + FIND_TICKET_REFERENCE)
+        return []
 
 
 class ActionCheckTicket(Action):
@@ -138,9 +212,12 @@ class ActionCheckTicket(Action):
         reference = tickets.parse_reference(str(tracker.get_slot("ticket_reference") or ""))
         contact = crm.parse_contact(str(tracker.get_slot("contact") or ""))
         window = timedelta(minutes=config.verification_window_minutes)
+        reopening = tracker.get_slot("ticket_purpose") == REOPEN
+        shown: list[str] = []  # the ticket the owner was told about: what "reopen it" means next
 
         def look_up(session: Session) -> tuple[str, str, list[dict[str, str]]]:
             conversation = conversation_for(session, tracker)
+            intent = "reopen_ticket" if reopening else "check_ticket"
             if reference is None:
                 if conversation.customer_id is None:
                     return "not_found", NOT_FOUND, []
@@ -155,7 +232,7 @@ class ActionCheckTicket(Action):
                     buttons = [
                         {
                             "title": f"{t.reference} · {t.status.value.replace('_', ' ')}",
-                            "payload": f'/check_ticket{{"ticket_reference": "{t.reference}"}}',
+                            "payload": f'/{intent}{{"ticket_reference": "{t.reference}"}}',
                         }
                         for t in mine
                     ]
@@ -168,10 +245,17 @@ class ActionCheckTicket(Action):
                 ):
                     return "locked", LOCKED_OUT, []
                 candidate = tickets.find_by_reference(session, reference)
-                if candidate is None or not owns(candidate, conversation, contact):
+                proven = candidate is not None and proven_here(session, conversation, reference)
+                if candidate is None or not owns(candidate, conversation, contact, proven=proven):
                     crm.record_verification(session, conversation, reference, succeeded=False)
                     return "not_found", NOT_FOUND, []
+                if contact is not None and conversation.customer_id is None:
+                    # The proof is remembered for this ticket only ("reopen it" next), not the customer.
+                    crm.record_verification(session, conversation, reference, succeeded=True)
                 found = candidate
+            shown.append(found.reference)
+            if reopening:
+                return "reopen", *reopen_reply(found.reference, reopen(session, found))
             buttons = []
             if tickets.can_reopen(found, config.ticket_reopen_days):
                 buttons = [
@@ -185,11 +269,14 @@ class ActionCheckTicket(Action):
 
         _outcome, text, buttons = await in_transaction(look_up)
         dispatcher.utter_message(text=text, buttons=buttons)
-        return list(RESET)
+        return [*RESET, *(SlotSet("last_ticket", reference) for reference in shown)]
 
 
 class ActionReopenTicket(Action):
-    """Reopens a recently resolved ticket of this customer when the problem came back."""
+    """Reopens a recently resolved ticket of this customer when the problem came back.
+
+    A chat that has not shown the ticket is its own is asked for the same proof as for checking it
+    (the ticket form, with `ticket_purpose` "reopen"), and action_check_ticket reopens it then."""
 
     def name(self) -> str:
         return "action_reopen_ticket"
@@ -197,31 +284,32 @@ class ActionReopenTicket(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        config = settings()
-        reference = tickets.parse_reference(str(tracker.get_slot("ticket_reference") or ""))
+        # "Reopen it" right after seeing a ticket is about that ticket.
+        reference = tickets.parse_reference(
+            str(tracker.get_slot("ticket_reference") or tracker.get_slot("last_ticket") or "")
+        )
 
-        def reopen(session: Session) -> str:
+        def try_reopen(session: Session) -> tuple[str, list[dict[str, str]]] | None:
             conversation = conversation_for(session, tracker)
             ticket = tickets.find_by_reference(session, reference) if reference else None
-            if ticket is None or not owns(ticket, conversation, None):
-                return "not_found"
-            return tickets.customer_replied(
-                session, ticket, "The customer asked to reopen it in chat.", config.ticket_reopen_days
-            )
+            if ticket is not None and owns(
+                ticket, conversation, None, proven=proven_here(session, conversation, ticket.reference)
+            ):
+                return reopen_reply(ticket.reference, reopen(session, ticket))
+            if conversation.customer_id is not None and reference is not None:
+                return NOT_FOUND, []  # a verified customer has nothing more to prove
+            return None
 
-        outcome = await in_transaction(reopen)
-        if outcome == "reopened":
-            dispatcher.utter_message(
-                text=f"I've reopened {reference}. Our team will pick it up again and reply here. If "
-                "there's anything new to add, tell me now and I'll put it on the ticket."
-            )
-        elif outcome == "closed":
-            dispatcher.utter_message(
-                text=f"{reference} was resolved too long ago to reopen. Tell me what's wrong and I'll "
-                "open a new ticket for it."
-            )
-        elif outcome in ("added", "answered"):
-            dispatcher.utter_message(text=f"{reference} is still open, and our team is on it.")
-        else:
-            dispatcher.utter_message(text=NOT_FOUND)
+        reply = await in_transaction(try_reopen)
+        if reply is None:
+            if reference is not None:
+                dispatcher.utter_message(text=f"I can reopen {reference} once I know it's yours.")
+            return [
+                SlotSet("ticket_reference", reference),
+                SlotSet("contact", None),
+                SlotSet("ticket_purpose", REOPEN),
+                FollowupAction("ticket_form"),
+            ]
+        text, buttons = reply
+        dispatcher.utter_message(text=text, buttons=buttons)
         return list(RESET)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.crm import csat, sla
+from bot.crm import complaints, csat, sla
 from bot.crm.models import (
     CsatSurvey,
     Customer,
@@ -26,7 +26,7 @@ from bot.crm.models import (
     ValueTier,
     utcnow,
 )
-from bot.crm.priority import priority_for
+from bot.crm.priority import PRIORITY_ORDER, priority_for, raise_priority
 from bot.errors import Conflict
 
 S = TicketStatus
@@ -41,6 +41,18 @@ TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     S.CLOSED: frozenset(),
 }
 ACTIVE = (S.NEW, S.OPEN, S.PENDING_CUSTOMER)
+# What an active ticket's status means, as the customer reads it.
+STATE_WORDS: dict[TicketStatus, str] = {
+    S.NEW: "received, and waiting for a person from our team to pick it up",
+    S.OPEN: "open: our team is working on it",
+    S.PENDING_CUSTOMER: "waiting for an answer from you",
+}
+# A delay follow-up and a complaint about the delivery are the same problem for one order.
+DELIVERY_CATEGORIES = frozenset({"delivery_problem", "late_delivery"})
+# The tickets a new complaint may join: earlier complaints and delay follow-ups, not refunds or
+# the lead's follow-ups.
+JOINABLE_KINDS = ("complaint", "delivery")
+_SEVERITY_ORDER = (Severity.LOW, Severity.MEDIUM, Severity.HIGH)
 
 
 class IllegalTransition(Conflict):
@@ -233,20 +245,122 @@ def customer_replied(
     return "added"
 
 
-def open_complaint_about(
-    session: Session, order_id: int, reopen_days: int, now: datetime | None = None
-) -> Ticket | None:
-    """The complaint about this order that a second complaint should update instead of duplicating:
-    one still being worked on, or one resolved recently enough to reopen."""
-    candidates = session.scalars(
+def is_about_delivery(ticket: Ticket) -> bool:
+    """Whether the ticket is about the order's delivery: a delay follow-up or a delivery complaint."""
+    return ticket.kind == "delivery" or ticket.category in DELIVERY_CATEGORIES
+
+
+def open_delivery_ticket(session: Session, order_id: int) -> Ticket | None:
+    """The ticket about this order's delivery that is still being worked on, if any."""
+    active = session.scalars(
         select(Ticket)
-        .where(Ticket.order_id == order_id, Ticket.kind == "complaint", Ticket.status != S.CLOSED)
+        .where(Ticket.order_id == order_id, Ticket.status.in_(ACTIVE))
         .order_by(Ticket.id.desc())
     ).all()
+    return next((ticket for ticket in active if is_about_delivery(ticket)), None)
+
+
+def said_on(ticket: Ticket) -> list[str]:
+    """Everything the customer has told us on the ticket: the description, then what they added."""
+    added = [str(e.data.get("text") or "") for e in ticket.events if e.kind == "customer_message"]
+    return [text for text in (ticket.description, *added) if text]
+
+
+def _items_named(ticket: Ticket, text: str) -> set[str]:
+    """The words of the order's item names ("chair", "cushion") that `text` uses, plurals included."""
+    items = ticket.order.items if ticket.order is not None else []
+    words = {w for item in items for w in re.findall(r"[a-z]{4,}", item.name.lower())}
+    return {w for w in words if re.search(rf"\b{w}(?:e?s)?\b", text, re.IGNORECASE)}
+
+
+def complaint_target(
+    session: Session,
+    order_id: int,
+    category: str,
+    reopen_days: int,
+    story: str = "",
+    now: datetime | None = None,
+) -> Ticket | None:
+    """The ticket a new complaint about this order joins, or None when it needs a ticket of its own.
+
+    Only the same problem joins: a ticket of the same category still being worked on (for a
+    delivery complaint, any ticket about the delivery, the delay follow-up included). A resolved
+    ticket is reopened only when the story is plainly the same problem coming back: same category,
+    and for anything but the delivery the same item of the order named again ("the chair wobbles
+    again"). "The lamp is broken" never reopens the chairs' loose rivet; it gets its own ticket.
+    """
+    delivery = category in DELIVERY_CATEGORIES
+    if delivery and (open_delivery := open_delivery_ticket(session, order_id)) is not None:
+        return open_delivery
+    candidates = session.scalars(
+        select(Ticket)
+        .where(
+            Ticket.order_id == order_id,
+            Ticket.kind.in_(JOINABLE_KINDS),
+            Ticket.category.in_(DELIVERY_CATEGORIES) if delivery else Ticket.category == category,
+            Ticket.status != S.CLOSED,
+        )
+        .order_by(Ticket.id.desc())
+    ).all()
+    active = next((ticket for ticket in candidates if ticket.status in ACTIVE), None)
+    if active is not None:
+        return active
     for ticket in candidates:
-        if ticket.status in ACTIVE or can_reopen(ticket, reopen_days, now):
+        if can_reopen(ticket, reopen_days, now) and (
+            delivery or _items_named(ticket, story) & _items_named(ticket, "\n".join(said_on(ticket)))
+        ):
             return ticket
     return None
+
+
+def raise_severity(session: Session, ticket: Ticket, assessment: complaints.Assessment, actor: str) -> bool:
+    """Raise the ticket's severity to the assessment's when that is higher, and its priority with it:
+    to what a new ticket that severe would get, and at least one step. False when nothing changed."""
+    if _SEVERITY_ORDER.index(assessment.severity) <= _SEVERITY_ORDER.index(ticket.severity):
+        return False
+    tier = ticket.customer.value_tier if ticket.customer is not None else ValueTier.REGULAR
+    before_severity, before_priority = ticket.severity, ticket.priority
+    ticket.priority = max(
+        priority_for(assessment.severity, tier), raise_priority(before_priority), key=PRIORITY_ORDER.index
+    )
+    ticket.severity = assessment.severity
+    add_event(
+        session,
+        ticket,
+        actor,
+        "severity_raised",
+        {
+            "severity_from": before_severity.value,
+            "severity_to": ticket.severity.value,
+            "priority_from": before_priority.value,
+            "priority_to": ticket.priority.value,
+            "reasons": assessment.reasons,
+        },
+    )
+    return True
+
+
+def add_complaint(
+    session: Session,
+    ticket: Ticket,
+    text: str,
+    reopen_days: int,
+    *,
+    actor: str = "bot",
+    now: datetime | None = None,
+) -> str:
+    """Put a new complaint's words on the ticket it joins (see `complaint_target`) and reassess it.
+
+    Severity is read again from everything the customer has said on the ticket, so a fire added to a
+    "wrong item" ticket makes it severe. Returns what `customer_replied` returns.
+    """
+    now = now or utcnow()
+    said = said_on(ticket)  # read before the new words are added
+    happened = customer_replied(session, ticket, text, reopen_days, now=now)
+    if happened != "closed":
+        story = "\n".join([*said, text])
+        raise_severity(session, ticket, complaints.assess(story, ticket.order, now.date()), actor)
+    return happened
 
 
 def close_resolved(session: Session, reopen_days: int, now: datetime | None = None) -> list[Ticket]:

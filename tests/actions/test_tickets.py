@@ -6,11 +6,18 @@ from datetime import timedelta
 from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from actions.tickets import NOT_FOUND, ActionCheckTicket, ActionReopenTicket, ValidateTicketForm
+from actions.tickets import (
+    NOT_FOUND,
+    ActionAskTicketReference,
+    ActionCheckTicket,
+    ActionReopenTicket,
+    ValidateTicketForm,
+)
 from bot.crm.models import Conversation, Ticket, TicketStatus, utcnow
 from tests.support.chats import track, web_conversation
 from tests.support.trackers import make_tracker
@@ -91,3 +98,134 @@ async def test_guessing_references_is_rate_limited(crm: sessionmaker[Session]) -
         assert text == NOT_FOUND
     text, _ = await check(conversation, ticket_reference="KF-000001", contact="ana.souza@example.com")
     assert "paused" in text
+
+
+async def reopen(conversation: Conversation, **slots: Any) -> tuple[str, list[Any]]:
+    """Press "It's not solved: reopen it" (or type "reopen KF-..."): the text and the events."""
+    dispatcher = CollectingDispatcher()
+    events = await ActionReopenTicket().run(
+        dispatcher,
+        make_tracker(
+            conversation.sender_id,
+            intent="reopen_ticket",
+            slots={"ticket_reference": None, "contact": None, "ticket_purpose": None, **slots},
+        ),
+        DOMAIN,
+    )
+    return "\n".join(m.get("text") or "" for m in dispatcher.messages), events
+
+
+def status_of(crm: sessionmaker[Session], reference: str) -> tuple[TicketStatus, list[str]]:
+    with crm() as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.reference == reference)).one()
+        return ticket.status, [e.kind for e in ticket.events]
+
+
+async def test_a_ticket_shown_to_its_owner_is_reopened_by_the_button(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)  # not linked to a customer: only the e-mail proves the ticket
+    text, buttons = await check(conversation, ticket_reference="KF-000001", contact="ana.souza@example.com")
+    assert "was resolved on" in text and buttons[0]["payload"].startswith("/reopen_ticket")
+    said, _ = await reopen(conversation, ticket_reference="KF-000001")  # the contact slot was reset
+    assert said.startswith("I've reopened KF-000001.") and "reply here" in said
+    status, kinds = status_of(crm, "KF-000001")
+    assert status is TicketStatus.OPEN and kinds[-1] == "reopened"
+    # The proof was for this ticket only: the chat is not Ana's, so her orders stay locked.
+    with crm() as session:
+        assert session.get_one(Conversation, conversation.id).customer_id is None
+
+
+async def test_reopen_right_after_seeing_the_ticket_needs_no_reference(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)
+    dispatcher = CollectingDispatcher()
+    events = await ActionCheckTicket().run(
+        dispatcher,
+        tracker(conversation, ticket_reference="KF-000001", contact="ana.souza@example.com"),
+        DOMAIN,
+    )
+    assert SlotSet("last_ticket", "KF-000001") in events
+    said, _ = await reopen(conversation, last_ticket="KF-000001")  # "it's not fixed, reopen it"
+    assert said.startswith("I've reopened KF-000001.")
+
+
+async def test_reopen_without_proof_asks_for_it_and_then_reopens(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)
+    said, events = await reopen(conversation, ticket_reference="KF-000001")  # "please reopen KF-000001"
+    assert NOT_FOUND not in said and "once I know it's yours" in said
+    assert FollowupAction("ticket_form") in events and SlotSet("ticket_purpose", "reopen") in events
+    assert status_of(crm, "KF-000001")[0] is TicketStatus.RESOLVED
+    asked = await ValidateTicketForm().required_slots(
+        ["ticket_reference", "contact"],
+        CollectingDispatcher(),
+        tracker(conversation, ticket_reference="KF-000001", ticket_purpose="reopen"),
+        DOMAIN,
+    )
+    assert asked == ["contact"]  # the same proof as for checking it
+
+    wrong, _ = await check(
+        conversation, ticket_reference="KF-000001", contact="mei.chen@example.com", ticket_purpose="reopen"
+    )
+    assert wrong == NOT_FOUND and status_of(crm, "KF-000001")[0] is TicketStatus.RESOLVED
+    done, buttons = await check(
+        conversation, ticket_reference="KF-000001", contact="ana.souza@example.com", ticket_purpose="reopen"
+    )
+    assert done.startswith("I've reopened KF-000001.") and buttons == []
+    assert status_of(crm, "KF-000001")[0] is TicketStatus.OPEN
+
+
+async def test_a_ticket_resolved_too_long_ago_points_to_a_new_one(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)
+    with crm.begin() as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.reference == "KF-000001")).one()
+        ticket.resolved_at = utcnow() - timedelta(days=8)
+    text, buttons = await check(
+        conversation, ticket_reference="KF-000001", contact="+351 912 345 678", ticket_purpose="reopen"
+    )
+    assert "KF-000001 was resolved too long ago to reopen" in text and "open a new ticket" in text
+    assert buttons == [{"title": "Report the problem", "payload": "/complaint"}]
+    assert status_of(crm, "KF-000001")[0] is TicketStatus.RESOLVED
+
+
+async def test_a_reopen_left_half_way_does_not_make_a_check_reopen(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)
+    checking = tracker(conversation, ticket_reference="KF-000001", ticket_purpose="reopen")
+    events = await ValidateTicketForm().get_validation_events(CollectingDispatcher(), checking, DOMAIN)
+    assert SlotSet("ticket_purpose", None) in events
+
+
+async def test_a_customer_without_the_reference_is_told_where_it_is_and_offered_a_person(
+    crm: sessionmaker[Session],
+) -> None:
+    conversation = web_conversation(crm)
+    form = ValidateTicketForm()
+
+    def answer(text: str, **slots: Any) -> Tracker:
+        return make_tracker(
+            conversation.sender_id,
+            text=text,
+            slots={"ticket_reference": None, "contact": None, "requested_slot": "ticket_reference", **slots},
+        )
+
+    lost = CollectingDispatcher()
+    text = "i dont have it, deleted the email"
+    result = await form.validate_ticket_reference(text, lost, answer(text), DOMAIN)
+    assert result["ticket_reference"] is None
+    assert "KF-000123" in lost.messages[0]["text"]
+    assert [b["payload"] for b in lost.messages[0]["buttons"]] == ["/request_human", "/deny"]
+
+    # Asked again after that, the question is short: where to find it was just said.
+    again = CollectingDispatcher()
+    await ActionAskTicketReference().run(again, answer("", form_misfits=None), DOMAIN)
+    assert again.messages[0]["text"] == "Which ticket reference should I look up?"
+
+    # Gibberish twice in a row: an apology, a person and a way out.
+    first, second = CollectingDispatcher(), CollectingDispatcher()
+    misfit = await form.validate_ticket_reference("blue", first, answer("blue"), DOMAIN)
+    assert "doesn't look like a ticket reference" in first.messages[0]["text"]
+    await form.validate_ticket_reference("bluer", second, answer("bluer", **misfit), DOMAIN)
+    assert second.messages[0]["text"].startswith("Sorry, I'm not getting this right")
+    assert "/request_human" in [b["payload"] for b in second.messages[0]["buttons"]]
+
+    found = await form.validate_ticket_reference(
+        "kf-000001", CollectingDispatcher(), answer("kf-000001"), DOMAIN
+    )
+    assert found["ticket_reference"] == "KF-000001"

@@ -199,15 +199,78 @@ def test_a_vip_complaint_is_prioritised_and_promised_sooner(session: Session) ->
     assert vip.sla_first_response_due <= regular.sla_first_response_due
 
 
-def test_a_second_complaint_finds_the_open_one_about_the_same_order(session: Session) -> None:
+def test_a_second_complaint_about_the_same_problem_finds_its_ticket(session: Session) -> None:
     order = session.scalars(select(Order).where(Order.number == "100001")).one()
-    assert tickets.open_complaint_about(session, order.id, REOPEN_DAYS) is None
-    first = new_ticket(session, order_id=order.id)
-    assert tickets.open_complaint_about(session, order.id, REOPEN_DAYS) is first
+    again = "the lanterns stopped working again"
+    assert tickets.complaint_target(session, order.id, "product_defect", REOPEN_DAYS, again) is None
+    first = new_ticket(session, order_id=order.id, description="One solar lantern doesn't light up.")
+    assert tickets.complaint_target(session, order.id, "product_defect", REOPEN_DAYS) is first
+    assert tickets.complaint_target(session, order.id, "billing", REOPEN_DAYS) is None  # another problem
     tickets.change_status(session, first, S.RESOLVED, "agent:1", resolution="Done.")
-    assert tickets.open_complaint_about(session, order.id, REOPEN_DAYS) is first  # can still reopen
+    assert tickets.complaint_target(session, order.id, "product_defect", REOPEN_DAYS, again) is first
     first.resolved_at = utcnow() - timedelta(days=REOPEN_DAYS + 1)
-    assert tickets.open_complaint_about(session, order.id, REOPEN_DAYS) is None
+    assert tickets.complaint_target(session, order.id, "product_defect", REOPEN_DAYS, again) is None
+
+
+def test_a_resolved_ticket_about_another_problem_is_never_reopened(session: Session) -> None:
+    """Ana's KF-000001 (a chair's loose rivet, order 100002) was resolved three days ago."""
+    order = session.scalars(select(Order).where(Order.number == "100002")).one()
+    chair = tickets.find_by_reference(session, "KF-000001")
+    assert chair is not None and chair.status is S.RESOLVED and chair.resolved_at is not None
+    now = chair.resolved_at + timedelta(days=3)  # the demo's "today": it could still be reopened
+
+    def target(category: str, story: str) -> Ticket | None:
+        return tickets.complaint_target(session, order.id, category, REOPEN_DAYS, story, now=now)
+
+    assert target("wrong_or_missing_item", "only one chair came") is None  # another category
+    assert target("product_defect", "the lamp is broken") is None  # another item
+    assert target("product_defect", "the lantern I ordered arrived broken") is None
+    assert target("product_defect", "it's broken again") is None  # nothing says it's the chair
+    assert target("product_defect", "the chair wobbles again, the rivet is loose") is chair
+
+
+def test_a_delivery_complaint_joins_the_open_delay_ticket(session: Session) -> None:
+    order = session.scalars(select(Order).where(Order.number == "100004")).one()
+    delay = tickets.find_by_reference(session, "KF-000003")
+    assert delay is not None and delay.kind == "delivery"
+    assert tickets.open_delivery_ticket(session, order.id) is delay
+    assert tickets.complaint_target(session, order.id, "delivery_problem", REOPEN_DAYS) is delay
+    assert tickets.complaint_target(session, order.id, "late_delivery", REOPEN_DAYS) is delay
+    assert tickets.complaint_target(session, order.id, "product_defect", REOPEN_DAYS) is None
+    tickets.change_status(session, delay, S.RESOLVED, "agent:1", resolution="It arrived.")
+    assert tickets.open_delivery_ticket(session, order.id) is None
+
+
+def test_a_complaint_added_to_a_ticket_reassesses_the_whole_story(session: Session) -> None:
+    order = session.scalars(select(Order).where(Order.number == "100001")).one()
+    ticket = new_ticket(
+        session,
+        order_id=order.id,
+        category="wrong_or_missing_item",
+        description="They sent the wrong colour of camping stove.",
+    )
+    assert (ticket.severity, ticket.priority) == (Severity.LOW, TicketPriority.LOW)
+    said = "I tried it anyway and it caught fire and burned my hand"
+    assert tickets.add_complaint(session, ticket, said, REOPEN_DAYS) == "added"
+    assert (ticket.severity, ticket.priority) == (Severity.HIGH, TicketPriority.HIGH)
+    session.flush()
+    session.expire(ticket, ["events"])
+    raised = [e for e in ticket.events if e.kind == "severity_raised"]
+    assert len(raised) == 1 and raised[0].data["priority_from"] == "low"
+    assert raised[0].data["severity_to"] == "high" and raised[0].data["priority_to"] == "high"
+    assert [e.data["text"] for e in ticket.events if e.kind == "customer_message"] == [said]
+
+
+def test_severity_counts_everything_said_and_only_ever_goes_up(session: Session) -> None:
+    order = session.scalars(select(Order).where(Order.number == "100001")).one()
+    ticket = new_ticket(session, order_id=order.id, description="The lid is scratched.")
+    tickets.add_complaint(session, ticket, "Still not sorted.", REOPEN_DAYS)
+    assert ticket.severity is Severity.MEDIUM  # "still not": worse than a routine case
+    tickets.add_complaint(session, ticket, "Thanks.", REOPEN_DAYS)
+    assert (ticket.severity, ticket.priority) == (Severity.MEDIUM, TicketPriority.NORMAL)
+    session.flush()
+    session.expire(ticket, ["events"])
+    assert [e.kind for e in ticket.events].count("severity_raised") == 1
 
 
 @pytest.mark.parametrize(
