@@ -25,39 +25,58 @@ ALWAYS_OFFERED = frozenset({"/request_human"})
 # Telegram commands and the intent bot/channels/telegram/channel.py sends Rasa for each: the customer's
 # stored text is the command, what Rasa gets is the gateway's own translation.
 CHANNEL_COMMANDS = {"/start": "/greet", "/agent": "/request_human"}
+# How many replies before the latest one still count for buttons that say all they mean.
+EARLIER_REPLIES = 5
 # What Rasa gets when nothing but slashes was typed.
 ONLY_SLASHES = "?"
 
 
 def offered_payloads(session: Session, conversation_id: int, before_message_id: int) -> frozenset[str]:
-    """Payloads of the buttons in the bot's latest reply before message `before_message_id`: every
-    bot message stored since the customer's previous message (a reply may be several messages)."""
+    """Payloads of the buttons the customer may click before message `before_message_id`.
+
+    Every button of the bot's latest reply (every bot message since the customer's previous
+    message: a reply may be several messages). From the few replies before it, only buttons that
+    say all they mean (an intent with its entities: "Report a fault" for order #100012, an article):
+    clicking one after typing something else still does what it says. A bare yes or no answers only
+    the latest question, so an old "/affirm" cannot confirm something asked earlier.
+    """
     with session.begin():
-        previous = session.scalar(
-            select(Message.id)
-            .where(
-                Message.conversation_id == conversation_id,
-                Message.direction == Direction.INBOUND,
-                Message.id < before_message_id,
+        since = list(
+            session.scalars(
+                select(Message.id)
+                .where(
+                    Message.conversation_id == conversation_id,
+                    Message.direction == Direction.INBOUND,
+                    Message.id < before_message_id,
+                )
+                .order_by(Message.id.desc())
+                .limit(EARLIER_REPLIES + 1)
             )
-            .order_by(Message.id.desc())
-            .limit(1)
         )
-        payloads = session.scalars(
-            select(Message.payload).where(
+        latest_from = since[0] if since else 0
+        earliest_from = since[-1] if len(since) > EARLIER_REPLIES else 0
+        replies = session.execute(
+            select(Message.id, Message.payload).where(
                 Message.conversation_id == conversation_id,
                 Message.direction == Direction.OUTBOUND,
                 Message.author_kind == AuthorKind.BOT,
-                Message.id > (previous or 0),
+                Message.id > earliest_from,
                 Message.id < before_message_id,
             )
-        )
+        ).all()
         return frozenset(
             str(button["payload"])
-            for payload in payloads
+            for message_id, payload in replies
             for button in (payload or {}).get("buttons", [])
-            if isinstance(button, dict) and button.get("payload")
+            if isinstance(button, dict)
+            and button.get("payload")
+            and (message_id > latest_from or _self_contained(str(button["payload"])))
         )
+
+
+def _self_contained(payload: str) -> bool:
+    """Whether a button payload carries what it is about (`/intent{"entity": ...}`), not just yes/no."""
+    return payload.startswith(INTENT_PREFIX) and "{" in payload
 
 
 def looks_like_intent(text: str) -> bool:

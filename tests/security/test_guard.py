@@ -100,8 +100,17 @@ def test_the_latest_reply_is_every_bot_message_since_the_customers_previous_one(
         chat = get_or_create_conversation(db_session, "web", "guard-latest")
         later = store_inbound(db_session, chat, "/affirm")
         later_id = later.id
-    # The customer wrote again: the buttons before that are gone, and so is the older "/affirm".
-    assert guard.offered_payloads(db_session, chat_id, later_id) == frozenset()
+    # The customer wrote again: a bare yes or no from before answers nothing now ("/affirm" is gone),
+    # but a button that says what it is about (an order) still does what it says.
+    assert guard.offered_payloads(db_session, chat_id, later_id) == {b["payload"] for b in ORDER_BUTTONS}
+
+    with db_session.begin():
+        chat = get_or_create_conversation(db_session, "web", "guard-latest")
+        for turn in range(guard.EARLIER_REPLIES):
+            store_inbound(db_session, chat, f"something else {turn}")
+        much_later_id = store_inbound(db_session, chat, ORDER_BUTTONS[0]["payload"]).id
+    # Replies further back than that are gone too.
+    assert guard.offered_payloads(db_session, chat_id, much_later_id) == frozenset()
 
 
 # --- through the gateway ------------------------------------------------------------------------------
