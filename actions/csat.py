@@ -5,20 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActionExecuted, EventType, SlotSet, UserUttered
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction, sla_policy
-from bot.crm import csat, tickets
+from actions.knowledge import FRUSTRATED, OFFERED_PERSON, PERSON_BUTTONS
+from bot.crm import csat, sentiment, tickets
 from bot.crm.models import CsatSurvey, Message, SurveyStatus, Ticket
+from bot.crm.orders import parse_contact
 
 RESET = [
     SlotSet("csat_survey_id", None),
     SlotSet("csat_score", None),
     SlotSet("csat_comment", None),
+    SlotSet("csat_contact", None),
     SlotSet("csat_skipped", None),
     SlotSet("csat_attempts", None),
 ]
@@ -95,6 +98,12 @@ class ActionGoodbye(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        if sentiment.is_frustrated(str(tracker.latest_message.get("text") or "")):
+            # "it's just late and nobody tells me anything" is not a goodbye to rate: apologise and
+            # offer a person instead.
+            dispatcher.utter_message(text=FRUSTRATED, buttons=PERSON_BUTTONS)
+            return [*NO_SURVEY, SlotSet("kb_state", OFFERED_PERSON)]
+
         def maybe_survey(session: Session) -> int | None:
             conversation = conversation_for(session, tracker)
             said = session.scalars(
@@ -137,15 +146,31 @@ class ValidateCsatForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[str]:
-        if tracker.get_slot("csat_skipped") or tracker.get_slot("csat_survey_id") is None:
+        survey_id = tracker.get_slot("csat_survey_id")
+        if tracker.get_slot("csat_skipped") or survey_id is None:
             return []
-        return domain_slots
+        slots = [slot for slot in domain_slots if slot != "csat_contact"]
+        score = tracker.get_slot("csat_score")
+        # Before validation this is what the customer typed ("great", "four out of five"), not a number.
+        if isinstance(score, (int, float)) and csat.is_low(int(score)):
+
+            def reachable(session: Session) -> bool:
+                survey = session.get(CsatSurvey, int(survey_id))
+                return survey is None or csat.known_contact(session, survey) is not None
+
+            if not await in_transaction(reachable):
+                slots.append("csat_contact")
+        return slots
 
     async def validate_csat_score(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         if not _answers(tracker, "csat_score"):
             return {"csat_score": None}
+        if csat.is_another_message(str(value or "")):
+            # Not an answer but a message of its own: the survey ends quietly and the submit action
+            # passes the message on to be answered.
+            return {"csat_score": None, "csat_skipped": True}
         rating = csat.parse_rating(str(value or ""))
         if rating.score is not None:
             return {"csat_score": float(rating.score)}
@@ -171,6 +196,22 @@ class ValidateCsatForm(FormValidationAction):
         if csat.is_skip(text) or text.startswith("/"):
             return {"csat_comment": ""}
         return {"csat_comment": text[:2000]}
+
+    async def validate_csat_contact(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if not _answers(tracker, "csat_contact"):
+            return {"csat_contact": None}
+        text = str(value or "").strip()
+        contact = parse_contact(text)
+        if contact is not None:
+            return {"csat_contact": contact.email or text[:320]}
+        if csat.is_skip(text) or text.startswith("/") or csat.is_another_message(text):
+            return {"csat_contact": ""}
+        dispatcher.utter_message(
+            text='That doesn\'t look like an e-mail address or a phone number. Please type one, or say "no".'
+        )
+        return {"csat_contact": None}
 
 
 class ActionAskCsatComment(Action):
@@ -204,31 +245,61 @@ class ActionSubmitCsat(Action):
         survey_id = tracker.get_slot("csat_survey_id")
         score = tracker.get_slot("csat_score")
         comment = tracker.get_slot("csat_comment")
+        given_contact = tracker.get_slot("csat_contact") or None
+        passed_on = score is None and csat.is_another_message(tracker.latest_message.get("text") or "")
         if survey_id is None:
             return list(RESET)
 
-        def save(session: Session) -> tuple[str, str | None]:
+        def save(session: Session) -> tuple[str, str | None, str | None]:
             survey = session.get(CsatSurvey, int(survey_id))
             if survey is None:
-                return "gone", None
+                return "gone", None, None
             if score is None:
                 survey.status = SurveyStatus.SKIPPED
-                return "skipped", None
+                return "skipped", None, None
             follow_up = tickets.record_survey_answer(
                 session, survey, int(score), comment, policy=sla_policy()
             )
-            return "answered", follow_up.reference if follow_up is not None else None
+            if follow_up is None:
+                return "answered", None, None
+            if given_contact and not follow_up.contact:
+                follow_up.contact = given_contact
+            return "answered", follow_up.reference, csat.known_contact(session, survey) or follow_up.contact
 
-        outcome, follow_up = await in_transaction(save)
+        outcome, follow_up, contact = await in_transaction(save)
+        if passed_on:
+            # The customer moved on to something else: no goodbye, their message is answered next.
+            return [*RESET, *_hand_on(tracker)]
         if outcome == "skipped":
             dispatcher.utter_message(text="No problem. Thanks for chatting with us!")
         elif outcome == "gone":
             dispatcher.utter_message(response="utter_anything_else")
-        elif follow_up is not None:
+        elif follow_up is not None and contact is not None:
+            how = f" at {given_contact}" if given_contact else ""
             dispatcher.utter_message(
                 text=f"I'm sorry we let you down. I've passed your rating to our support lead as "
-                f"{follow_up} and they will get in touch with you personally."
+                f"{follow_up}, and they will get in touch with you personally{how}."
+            )
+        elif follow_up is not None:
+            dispatcher.utter_message(
+                text=f"Thank you for your feedback, and I'm sorry we let you down. I've passed it to our "
+                f"support lead as {follow_up}, so that we can put it right. Without an e-mail or phone "
+                f"number we can't contact you ourselves: if you'd like an answer, write to us here and "
+                f"mention {follow_up}."
             )
         elif outcome == "answered":
             dispatcher.utter_message(text="Thank you for your feedback! It helps us get better.")
         return list(RESET)
+
+
+def _hand_on(tracker: Tracker) -> list[EventType]:
+    """The customer's latest message again, after a listen: the policies answer it as if no survey
+    had been asked (as Rasa's own two-stage fallback re-plays a clarified message)."""
+    message = tracker.latest_message
+    replay = UserUttered(
+        message.get("text"), parse_data=message, input_channel=tracker.get_latest_input_channel()
+    )
+    # Rasa reads these two from the event too: the actions that answer need the gateway's ids.
+    replay["metadata"] = message.get("metadata") or {}
+    replay["message_id"] = message.get("message_id")
+    return [ActionExecuted("action_listen"), replay]

@@ -17,6 +17,30 @@ logger = logging.getLogger(__name__)
 
 # Health checks must answer quickly even when the normal reply timeout is long.
 HEALTH_TIMEOUT_SECONDS = 2.0
+# The slots of a question in progress (the forms, a pending confirmation, a survey), cleared when
+# Rasa resumes after a person had the chat. What the chat is about (last_order, last_ticket) stays.
+DIALOGUE_SLOTS = (
+    "requested_slot",
+    "order_number",
+    "contact",
+    "order_purpose",
+    "pending_cancel",
+    "complaint_category",
+    "complaint_details",
+    "complaint_outcome",
+    "complaint_opening",
+    "complaint_cancelled",
+    "form_misfits",
+    "pending_request",
+    "ticket_reference",
+    "csat_survey_id",
+    "csat_score",
+    "csat_comment",
+    "csat_contact",
+    "csat_skipped",
+    "csat_attempts",
+    "kb_state",
+)
 
 
 class RasaUnavailable(ServiceUnavailable):
@@ -178,10 +202,18 @@ class RasaClient:
     async def resume(self, sender_id: str) -> None:
         """Un-pause Rasa's tracker for a conversation (paused when it was handed to a person).
 
+        A person had the chat meanwhile, so whatever the bot was asking before is over: the form in
+        progress is stopped and its answers forgotten (the history stays, for agents and for Rasa).
         A paused tracker ends on the hand-over action, not on `action_listen`; Rasa's rules only
-        match a message that follows a listen, so one is recorded with the resume.
+        match a message that follows a listen, so one is recorded last.
         """
-        await self._append_event(sender_id, "resume", {"event": "action", "name": "action_listen"})
+        await self._append_event(
+            sender_id,
+            "resume",
+            {"event": "active_loop", "name": None},
+            *({"event": "slot", "name": slot, "value": None} for slot in DIALOGUE_SLOTS),
+            {"event": "action", "name": "action_listen"},
+        )
 
     async def pause(self, sender_id: str) -> None:
         """Pause Rasa's tracker: a person answers this conversation now."""

@@ -50,7 +50,8 @@ FALLBACK_TEXT = (
     "Sorry, I can't answer right now. Your message is saved: I'll answer it here as soon as I can, "
     "or a person from our team will."
 )
-WAITING_FOR_AGENT_TEXT = "A person from our team will reply here shortly."
+# Only for a queued chat with no hand-over record (an old row): no estimate, so no promise of one.
+WAITING_FOR_AGENT_TEXT = "Your message is saved, and a person from our team will answer you here."
 
 
 def message_json(message: Message) -> dict[str, Any]:
@@ -152,16 +153,20 @@ def accept(
                     {"buttons": [], "metadata": {"notice": "contact_saved"}},
                 )
             )
-        elif _should_announce_agent(session, conversation):
-            replies.append(
-                store_outbound(
-                    session,
-                    conversation,
-                    AuthorKind.SYSTEM,
-                    WAITING_FOR_AGENT_TEXT,
-                    {"buttons": [], "metadata": {"notice": "waiting_for_agent"}},
+        elif conversation.mode == ConversationMode.PENDING_AGENT and _should_announce_agent(
+            session, conversation
+        ):
+            notice = _still_waiting(session, settings, conversation)
+            if notice is not None:
+                replies.append(
+                    store_outbound(
+                        session,
+                        conversation,
+                        AuthorKind.SYSTEM,
+                        notice,
+                        {"buttons": [], "metadata": {"notice": "waiting_for_agent"}},
+                    )
                 )
-            )
         return Accepted(conversation, inbound, replies=replies)
 
 
@@ -195,6 +200,19 @@ def _handed_back_without_bot(session: Session, conversation: Conversation) -> bo
     previous = last_outbound(session, conversation)
     return (
         previous is not None and (previous.payload or {}).get("metadata", {}).get("notice") == "handed_back"
+    )
+
+
+def _still_waiting(session: Session, settings: Settings, conversation: Conversation) -> str | None:
+    """The queue's current estimate for a customer who writes while waiting (the same words as when
+    they joined it, so a 7-hour queue is never "shortly"); None once an agent has claimed the chat."""
+    if handoff.open_handoff(session, conversation.id) is None:
+        return WAITING_FOR_AGENT_TEXT
+    return handoff.still_waiting_notice(
+        session,
+        conversation.id,
+        sla.load_policy(settings.sla_policy_file),
+        settings.handoff_minutes_per_chat,
     )
 
 

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from bot.crm.models import (
     Conversation,
     CsatSurvey,
+    Customer,
+    Handoff,
     SurveyStatus,
     Ticket,
     utcnow,
@@ -74,7 +76,9 @@ def parse_rating(text: str) -> Rating:
     stars = value.count("★") + value.count("⭐")
     if stars and not re.search(r"\d", value):
         return Rating(stars) if stars <= 5 else Rating(None, "out_of_range")
-    number_match = re.search(r"(-?\d+(?:[.,]\d+)?)\s*(?:/|out of|of)\s*(\d+)", value)
+    # "four out of five" is read like "4 out of 5".
+    as_digits = re.sub(r"[a-z]+", lambda m: str(_NUMBER_WORDS.get(m.group(0), m.group(0))), value)
+    number_match = re.search(r"(-?\d+(?:[.,]\d+)?)\s*(?:/|out of|of)\s*(\d+)", as_digits)
     if number_match:
         score, scale = float(number_match.group(1).replace(",", ".")), int(number_match.group(2))
         if scale <= 0 or score < 0 or score > scale:
@@ -105,6 +109,35 @@ def parse_rating(text: str) -> Rating:
 
 def is_skip(text: str) -> bool:
     return bool(_SKIP.match(text or ""))
+
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+# A number no rating has: an order number, a ticket reference, a phone number.
+_LONG_NUMBER = re.compile(r"\d{3,}")
+_SCALE = re.compile(r"\d\s*(?:/|out of|of)\s*\d")
+# At least this many words with no rating in them is a message of its own, not a failed rating.
+MIN_WORDS_OF_A_MESSAGE = 3
+
+
+def is_another_message(text: str) -> bool:
+    """Whether an answer to "rate us 1-5" is clearly something else: a question of a few words, a
+    long number (an order, a ticket), or a few words with no number or rating word in them.
+
+    "wait, so can I get a replacement chair or not??" is; "4", "great", "what?", "hmm" are not.
+    """
+    value = (text or "").strip().lower()
+    words = _WORD.findall(value)
+    if len(words) >= MIN_WORDS_OF_A_MESSAGE and "?" in value:
+        return True
+    if _LONG_NUMBER.search(value) and not _SCALE.search(value):
+        return True
+    rating = parse_rating(value)
+    return (
+        rating.problem == "not_understood"
+        and len(words) >= MIN_WORDS_OF_A_MESSAGE
+        and not re.search(r"\d", value)
+        and not any(word in _NUMBER_WORDS for word in words)
+    )
 
 
 def request_survey(
@@ -174,6 +207,37 @@ def record_answer(
         ticket.csat_score = score
         ticket.csat_comment = survey.comment
     return ticket
+
+
+def known_contact(session: Session, survey: CsatSurvey) -> str | None:
+    """How the support lead can reach the customer who answered: their customer record, or an
+    e-mail or phone they gave in this chat (waiting for a person, on a ticket); None if nothing."""
+    if survey.customer_id is not None:
+        customer = session.get(Customer, survey.customer_id)
+        if customer is not None and (customer.email or customer.phone):
+            return customer.email or customer.phone
+    if survey.conversation_id is None:
+        return None
+    conversation = session.get(Conversation, survey.conversation_id)
+    if conversation is not None and conversation.customer_id is not None:
+        customer = session.get(Customer, conversation.customer_id)
+        if customer is not None and (customer.email or customer.phone):
+            return customer.email or customer.phone
+    given = (
+        session.scalars(
+            select(Handoff.contact)
+            .where(Handoff.conversation_id == survey.conversation_id, Handoff.contact.is_not(None))
+            .order_by(Handoff.id.desc())
+            .limit(1)
+        ).first()
+        or session.scalars(
+            select(Ticket.contact)
+            .where(Ticket.conversation_id == survey.conversation_id, Ticket.contact.is_not(None))
+            .order_by(Ticket.id.desc())
+            .limit(1)
+        ).first()
+    )
+    return given or None
 
 
 def is_low(score: int) -> bool:

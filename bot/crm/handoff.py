@@ -247,8 +247,34 @@ def wait_notice(
     team = "1 person" if online == 1 else f"{online} people"
     return (
         f"{people.capitalize()} waiting ahead of you and {team} from our team "
-        f"{'is' if online == 1 else 'are'} online, so someone should be with you in about "
-        f"{minutes} minute{'s' if minutes != 1 else ''}. Everything you write meanwhile reaches them."
+        f"{'is' if online == 1 else 'are'} online, so someone should be with you in "
+        f"{about(minutes)}. Everything you write meanwhile reaches them."
+    )
+
+
+def about(minutes: int) -> str:
+    """A wait in words: minutes under an hour, then hours ("about 7 hours", not 408 minutes)."""
+    if minutes < 60:
+        return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    hours = round(minutes / 60)
+    return "about an hour" if hours == 1 else f"about {hours} hours"
+
+
+def still_waiting_notice(
+    session: Session,
+    conversation_id: int,
+    policy: sla.SlaPolicy,
+    minutes_per_chat: float,
+    now: datetime | None = None,
+) -> str | None:
+    """What a customer who writes again while in the queue is told, from the queue as it is now;
+    None once an agent has the chat (they read it and answer themselves)."""
+    now = now or utcnow()
+    handoff = open_handoff(session, conversation_id)
+    if handoff is None or handoff.agent_id is not None:
+        return None
+    return "Your message is saved for our team. " + wait_notice(
+        session, handoff, policy, minutes_per_chat, now
     )
 
 

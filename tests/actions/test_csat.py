@@ -148,3 +148,109 @@ async def test_a_low_score_opens_a_follow_up_and_the_customer_is_told(crm: sessi
         assert (stored.status, stored.score, stored.comment) == (SurveyStatus.ANSWERED, 2, "slow")
         follow_up = session.get_one(Ticket, stored.follow_up_ticket_id)
         assert follow_up.kind == "csat_follow_up" and follow_up.reference in dispatcher.messages[0]["text"]
+
+
+async def _asked_survey(crm: sessionmaker[Session], conversation: Conversation) -> int:
+    """A survey asked at the end of a real chat in `conversation`; returns its id."""
+    chat(crm, conversation, 3)
+    await ActionGoodbye().run(CollectingDispatcher(), tracker(conversation), DOMAIN)
+    with crm() as session:
+        return session.scalars(
+            select(CsatSurvey.id).where(CsatSurvey.conversation_id == conversation.id)
+        ).one()
+
+
+async def test_a_question_instead_of_a_rating_ends_the_survey_and_is_answered(
+    crm: sessionmaker[Session],
+) -> None:
+    conversation = web_conversation(crm)
+    survey_id = await _asked_survey(crm, conversation)
+    question = "wait, so can I get a replacement chair or not??"
+    asked = tracker(conversation, requested_slot="csat_score", csat_survey_id=float(survey_id))
+    dispatcher = CollectingDispatcher()
+    assert await ValidateCsatForm().validate_csat_score(question, dispatcher, asked, DOMAIN) == {
+        "csat_score": None,
+        "csat_skipped": True,
+    }
+    assert dispatcher.messages == []  # no "Sorry, I didn't get that"
+
+    latest = make_tracker(
+        conversation.sender_id,
+        text=question,
+        intent="ask_question",
+        slots={"csat_survey_id": float(survey_id), "csat_skipped": True},
+        metadata={"conversation_id": conversation.id, "message_id": 7},
+    )
+    dispatcher = CollectingDispatcher()
+    events = await ActionSubmitCsat().run(dispatcher, latest, DOMAIN)
+    assert dispatcher.messages == []  # no "Thanks for chatting": the question comes first
+    listen, replay = events[-2:]
+    assert listen["event"] == "action" and listen["name"] == "action_listen"
+    assert replay["event"] == "user" and replay["text"] == question
+    assert replay["parse_data"]["intent"]["name"] == "ask_question"
+    assert replay["metadata"]["message_id"] == 7
+    assert SlotSet("csat_survey_id", None) in events
+    with crm() as session:
+        assert session.get_one(CsatSurvey, survey_id).status is SurveyStatus.SKIPPED
+
+
+async def test_ratings_and_unclear_answers_are_not_taken_for_another_message(
+    crm: sessionmaker[Session],
+) -> None:
+    conversation = web_conversation(crm)
+    asked = tracker(conversation, requested_slot="csat_score")
+    for text in ("hmm", "what?", "between 3 and 4 I guess"):
+        dispatcher = CollectingDispatcher()
+        result = await ValidateCsatForm().validate_csat_score(text, dispatcher, asked, DOMAIN)
+        assert "csat_skipped" not in result and "from 1 to 5" in dispatcher.messages[0]["text"], text
+    skipped = tracker(conversation, csat_survey_id=1.0, csat_skipped=True)
+    events = await ActionSubmitCsat().run(CollectingDispatcher(), skipped, DOMAIN)
+    assert all(event["event"] != "user" for event in events)
+
+
+async def test_a_low_score_from_someone_we_cannot_reach_asks_for_a_contact(
+    crm: sessionmaker[Session],
+) -> None:
+    anonymous = web_conversation(crm, "visitor-anonymous")
+    survey_id = await _asked_survey(crm, anonymous)
+    form = ValidateCsatForm()
+    slots = ["csat_score", "csat_comment", "csat_contact"]
+    low = tracker(anonymous, csat_survey_id=float(survey_id), csat_score=1.0)
+    assert await form.required_slots(slots, CollectingDispatcher(), low, DOMAIN) == slots
+    high = tracker(anonymous, csat_survey_id=float(survey_id), csat_score=4.0)
+    assert await form.required_slots(slots, CollectingDispatcher(), high, DOMAIN) == slots[:2]
+
+    asked = tracker(anonymous, requested_slot="csat_contact")
+    assert await form.validate_csat_contact("pat@example.com", CollectingDispatcher(), asked, DOMAIN) == {
+        "csat_contact": "pat@example.com"
+    }
+    assert await form.validate_csat_contact("no thanks", CollectingDispatcher(), asked, DOMAIN) == {
+        "csat_contact": ""
+    }
+
+    dispatcher = CollectingDispatcher()
+    answered = tracker(
+        anonymous,
+        csat_survey_id=float(survey_id),
+        csat_score=1.0,
+        csat_comment="slow",
+        csat_contact="pat@example.com",
+    )
+    await ActionSubmitCsat().run(dispatcher, answered, DOMAIN)
+    with crm() as session:
+        follow_up = session.get_one(Ticket, session.get_one(CsatSurvey, survey_id).follow_up_ticket_id)
+        assert follow_up.contact == "pat@example.com"
+    assert "get in touch with you personally at pat@example.com" in dispatcher.messages[0]["text"]
+
+
+async def test_a_customer_who_gives_no_contact_is_not_promised_a_call(crm: sessionmaker[Session]) -> None:
+    anonymous = web_conversation(crm, "visitor-declines")
+    survey_id = await _asked_survey(crm, anonymous)
+    dispatcher = CollectingDispatcher()
+    declined = tracker(anonymous, csat_survey_id=float(survey_id), csat_score=2.0, csat_contact="")
+    await ActionSubmitCsat().run(dispatcher, declined, DOMAIN)
+    said = dispatcher.messages[0]["text"]
+    assert "get in touch" not in said and "can't contact you" in said
+    with crm() as session:
+        follow_up = session.get_one(Ticket, session.get_one(CsatSurvey, survey_id).follow_up_ticket_id)
+        assert follow_up.contact is None and follow_up.reference in said

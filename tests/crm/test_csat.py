@@ -20,6 +20,8 @@ from bot.demo.seed import seed_demo_data
         ("4/5", 4, None),
         ("8 out of 10", 4, None),
         ("three", 3, None),
+        ("four out of five", 4, None),
+        ("two of 5", 2, None),
         ("I'd give it a 2", 2, None),
         ("5 stars", 5, None),
         ("★★★★", 4, None),

@@ -114,6 +114,32 @@ def test_the_wait_comes_from_the_queue_and_the_agents_online(crm: sessionmaker[S
         )
 
 
+def test_a_long_wait_is_given_in_hours_and_repeated_from_the_queue_until_an_agent_claims(
+    crm: sessionmaker[Session],
+) -> None:
+    with crm.begin() as session:
+        [ada] = _online(session, ["ada@kefu.example"], TUESDAY_10)
+        for n in range(101):
+            _escalate(session, _chat(session, f"ahead-{n}"), "customer_asked", TUESDAY_10)
+        last = _chat(session, "last")
+        joined = _escalate(session, last, "customer_asked", TUESDAY_10 + timedelta(seconds=1))
+        assert "101 people are waiting ahead of you" in joined.notice
+        assert "about 7 hours" in joined.notice and "minutes" not in joined.notice
+        soon = TUESDAY_10 + timedelta(seconds=2)
+        later = handoff.still_waiting_notice(session, last.id, _policy(), 4, soon)
+        assert later is not None and "101 people are waiting ahead of you" in later
+        assert "about 7 hours" in later and "shortly" not in later
+        handoff.claim(session, last.id, ada, now=TUESDAY_10 + timedelta(seconds=3))
+        assert handoff.still_waiting_notice(session, last.id, _policy(), 4, TUESDAY_10) is None
+    assert [handoff.about(m) for m in (1, 59, 60, 89, 408)] == [
+        "about 1 minute",
+        "about 59 minutes",
+        "about an hour",
+        "about an hour",
+        "about 7 hours",
+    ]
+
+
 def test_outside_hours_the_customer_hears_when_and_how_we_answer(crm: sessionmaker[Session]) -> None:
     with crm.begin() as session:
         _online(session, ["ada@kefu.example"], SATURDAY_10)

@@ -9,6 +9,7 @@ end-to-end tests (tests/e2e) run the same hand-over with the real Rasa and actio
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
@@ -36,6 +37,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.demo.seed import DEMO_PASSWORD_AGENT, DEMO_PASSWORD_LEAD, seed_demo_data
+from bot.rasa_client import RasaClient
 from bot.settings import Settings
 from bot.web.app import create_app
 
@@ -415,3 +417,97 @@ def test_the_live_socket_refuses_anyone_not_logged_in(live_client: TestClient) -
     ):
         socket.receive_json()
     assert foreign.value.code == 4401
+
+
+class RecordingRasa:
+    """Rasa's HTTP API as the gateway uses it: records every call, answers every message."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        self.calls.append((request.url.path, body))
+        if request.url.path.endswith("/trigger_intent"):
+            return httpx.Response(200, json={"messages": [{"text": "How would you rate the help you got?"}]})
+        if request.url.path == "/webhooks/rest/webhook":
+            return httpx.Response(200, json=[{"text": f"answer to: {body['message']}"}])
+        return httpx.Response(200, json={})
+
+    def resets(self, sender_id: str) -> list[list[dict[str, Any]]]:
+        """The event lists appended to this conversation's tracker that resume it."""
+        path = f"/conversations/{sender_id}/tracker/events"
+        return [body for p, body in self.calls if p == path and body[0]["event"] == "resume"]
+
+
+@pytest.fixture
+async def rasa(app: FastAPI, quiet_settings: Settings) -> AsyncIterator[RecordingRasa]:
+    fake = RecordingRasa()
+    app.state.rasa = RasaClient(quiet_settings, transport=httpx.MockTransport(fake))
+    yield fake
+    await app.state.rasa.aclose()
+
+
+def _sender(db_sessionmaker: sessionmaker[Session], chat: int) -> str:
+    with db_sessionmaker() as session:
+        return session.get_one(Conversation, chat).sender_id
+
+
+def _stops_the_form(events: list[dict[str, Any]]) -> bool:
+    return (
+        {"event": "active_loop", "name": None} in events
+        and {"event": "slot", "name": "requested_slot", "value": None} in events
+        and {"event": "slot", "name": "order_number", "value": None} in events
+        and events[-1] == {"event": "action", "name": "action_listen"}
+    )
+
+
+async def test_hand_back_stops_the_form_the_bot_was_asking_before_the_survey(
+    customer: httpx.AsyncClient,
+    ada: httpx.AsyncClient,
+    rasa: RecordingRasa,
+    db_sessionmaker: sessionmaker[Session],
+) -> None:
+    chat = await _waiting_chat(customer, "form-then-agent")
+    await ada.post(f"/api/console/conversations/{chat}/claim")
+    back = await ada.post(f"/api/console/conversations/{chat}/handback")
+    assert back.status_code == 200
+    sender = _sender(db_sessionmaker, chat)
+    [reset] = rasa.resets(sender)
+    assert _stops_the_form(reset)
+    paths = [path for path, _ in rasa.calls]
+    assert paths.index(f"/conversations/{sender}/tracker/events") < paths.index(
+        f"/conversations/{sender}/trigger_intent"
+    )
+
+
+async def test_after_close_the_next_message_reaches_a_bot_with_no_form_in_progress(
+    customer: httpx.AsyncClient,
+    ada: httpx.AsyncClient,
+    rasa: RecordingRasa,
+    db_sessionmaker: sessionmaker[Session],
+) -> None:
+    chat = await _waiting_chat(customer, "closed-mid-form")
+    await ada.post(f"/api/console/conversations/{chat}/claim")
+    assert (await ada.post(f"/api/console/conversations/{chat}/close")).status_code == 200
+    sender = _sender(db_sessionmaker, chat)
+    assert rasa.resets(sender) == []
+    said = await _say(customer, "closed-mid-form", "when exactly will they call?")
+    assert said["mode"] == "bot"
+    [reset] = rasa.resets(sender)
+    assert _stops_the_form(reset)
+    paths = [path for path, _ in rasa.calls]
+    assert paths.index(f"/conversations/{sender}/tracker/events") < paths.index("/webhooks/rest/webhook")
+
+
+async def test_a_waiting_customer_is_told_the_wait_once_and_nothing_after_an_agent_joins(
+    customer: httpx.AsyncClient, ada: httpx.AsyncClient
+) -> None:
+    chat = await _waiting_chat(customer, "still-waiting")
+    told = (await _history(customer, "still-waiting"))[-1]
+    assert "waiting ahead of you" in told["text"] or "Nobody from our team is online" in told["text"]
+    # Told once per wait: the estimate they just got still stands.
+    assert (await _say(customer, "still-waiting", "hello? is anyone there"))["messages"] == []
+    await ada.post(f"/api/console/conversations/{chat}/claim")
+    with_agent = await _say(customer, "still-waiting", "my order never came")
+    assert with_agent["mode"] == "agent" and with_agent["messages"] == []
