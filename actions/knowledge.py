@@ -22,7 +22,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction, latest_message_id, sessions, settings
+from actions.followups import (
+    asks_status,
+    offer_second_request,
+    offered_request,
+    refers_back,
+    split_requests,
+    taken_up,
+)
+from actions.forms import not_an_answer, without_it
 from actions.handoff import hand_over, trigger_on
+from bot.crm import sentiment
 from bot.crm.models import ArticleStatus, KbArticle, KbArticleVersion, KbFeedback, utcnow
 from knowledge_base import answers, gaps
 from knowledge_base.index import Hit
@@ -38,6 +48,7 @@ OFFERED_PERSON = "offered_person"
 INDEX_WAIT_SECONDS = 30.0
 
 ASK_HELPED = "Did this solve it?"
+ASK_NEXT_HELPED = "Did this one solve it?"
 HELPED_BUTTONS = [
     {"title": "Yes, thanks", "payload": "/affirm"},
     {"title": "No, it didn't help", "payload": "/deny"},
@@ -60,6 +71,61 @@ SEARCH_DOWN = (
     "or try again in a minute?"
 )
 EMPTY_QUESTION = "Could you tell me a bit more about your question? A few words are enough."
+OUT_OF_SCOPE = (
+    "That's outside what I can help with, sorry. I can answer questions about our shop, track orders "
+    "and connect you with our support team."
+)
+MISSED_AGAIN = (
+    "I'm sorry, I can't help with that either. A person from our team may be able to: shall I bring one in?"
+)
+FRUSTRATED = (
+    "I'm really sorry: this isn't how it should be. A person from our team can look into it with you "
+    "right now, or tell me your order number and I'll check where things stand."
+)
+SECURITY_ARTICLE = "account-hacked"
+SECURITY_OFFER = (
+    "Because this is about the safety of your account, a person from our team should check it with "
+    "you now. Shall I bring one in?"
+)
+# Account-security words: whatever the intent, these get the security article and a person.
+SECURITY = re.compile(
+    r"\b(?:hacked|hijacked|compromised|take ?over|taken over|fraud(?:ulent)?|"
+    r"unauthori[sz]ed|stolen (?:card|account|password|identity)|identity theft|phish(?:ed|ing)|"
+    r"someone (?:else )?(?:has )?(?:ordered|logged|used|accessed|changed|is using|got into)|"
+    r"(?:order|orders|purchase)s? (?:i|I) (?:never|didn'?t|did not) (?:make|place|made|placed|order)|"
+    r"wasn'?t me)\b",
+    re.IGNORECASE,
+)
+# ...unless they are about another service's account, which is outside what we can help with.
+_ELSEWHERE = re.compile(
+    r"\b(?:instagram|facebook|whatsapp|gmail|outlook|twitter|tiktok|snapchat|netflix|steam|"
+    r"paypal account|bank account|ex'?s)\b",
+    re.IGNORECASE,
+)
+
+
+def security_worry(text: str, intent: str | None) -> bool:
+    """Whether the customer fears someone else is in their account with us."""
+    if intent == "account_security":
+        return True
+    return SECURITY.search(text or "") is not None and _ELSEWHERE.search(text or "") is None
+
+
+SECURITY_STEPS = (
+    "Change your password now (account icon > Security) and log out of all devices there. If a card "
+    "was used without your permission, tell your bank so they can block it, and tell us which orders "
+    "aren't yours: those that haven't shipped can be stopped and refunded."
+)
+# "so what can I do now?", "what are my options": asking for the next step after our answer.
+_WHAT_NOW = re.compile(
+    r"\b(?:what (?:else )?(?:do|can|should|shall) i do|what now|now what|what are my options|"
+    r"what next|what happens now|what'?s next)\b",
+    re.IGNORECASE,
+)
+_WHY = re.compile(r"^\W*(?:(?:but|and|so|ok|okay|ugh|hmm|wait)\W+)*why\b", re.IGNORECASE)
+
+# What we already said that counts as "couldn't help": twice in a row, a person is offered.
+_MISSES = (OUT_OF_SCOPE, NO_ANSWER, MISSED_AGAIN, NOT_HELPED_NO_MORE)
 
 
 def kb_index() -> LiveIndex:
@@ -155,6 +221,69 @@ def _offer_person(dispatcher: CollectingDispatcher, text: str) -> list[EventType
     return _set(state=OFFERED_PERSON, article=None, candidates=[])
 
 
+def missed_before(tracker: Tracker) -> bool:
+    """Whether the assistant's last reply already said it couldn't help."""
+    previous = _previous_reply(tracker) or ""
+    return any(previous.startswith(miss[:40]) for miss in _MISSES)
+
+
+async def no_dead_end(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType] | None:
+    """What to say instead of "I can't help" when that would leave the customer stuck: account
+    security (the article and a person), frustration (an apology and a person), or a second miss in
+    a row (an apology and a person). None when a plain "I can't help" is fair."""
+    text = str(tracker.latest_message.get("text") or "")
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    if security_worry(text, intent):
+        return await security_concern(dispatcher, tracker)
+    if (events := what_now(dispatcher, tracker)) is not None:
+        return events
+    if sentiment.is_frustrated(text):
+        dispatcher.utter_message(
+            text=FRUSTRATED,
+            buttons=[PERSON_BUTTONS[0], {"title": "Check my order", "payload": "/track_order"}],
+        )
+        return _set(state=OFFERED_PERSON, article=None, candidates=[])
+    if missed_before(tracker):
+        return _offer_person(dispatcher, MISSED_AGAIN)
+    return None
+
+
+async def security_concern(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """Someone else in the customer's account: what to do now, and a person offered at once."""
+    text = str(tracker.latest_message.get("text") or "")[:500]
+    shown = await in_transaction(
+        lambda session: show_article(session, tracker, SECURITY_ARTICLE, text, "answer", 1.0)
+    )
+    if shown is not None:
+        dispatcher.utter_message(
+            text=_article_text(shown), json_message={"metadata": {"kb_article": shown.slug}}
+        )
+    return _offer_person(dispatcher, SECURITY_OFFER) + [SlotSet("next_steps", SECURITY_STEPS)]
+
+
+def what_now(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType] | None:
+    """A follow-up that only makes sense after what we just said: "so what can I do?" gets the
+    steps we gave again, "why was it cancelled?" an honest "I can't see why" and a person. None when
+    the message is neither, or there is nothing to refer back to."""
+    text = str(tracker.latest_message.get("text") or "")
+    steps = tracker.get_slot("next_steps")
+    if steps and _WHAT_NOW.search(text) and len(re.findall(r"\w+", text)) <= 8:
+        dispatcher.utter_message(
+            text=f"{steps} If that doesn't settle it, a person from our team can help you with it now.",
+            buttons=[PERSON_BUTTONS[0]],
+        )
+        return _set(state=OFFERED_PERSON, article=None, candidates=[])
+    order, ticket = tracker.get_slot("last_order"), tracker.get_slot("last_ticket")
+    if (order or ticket) and _WHY.match(text) and len(re.findall(r"\w+", text)) <= 10:
+        about = f"order #{order}" if order else f"ticket {ticket}"
+        return _offer_person(
+            dispatcher,
+            f"I can't see the reason for that from here, I'm afraid. A person from our team can look "
+            f"into {about} with you: shall I bring one in?",
+        )
+    return None
+
+
 class ActionAnswerQuestion(Action):
     def name(self) -> str:
         return "action_answer_question"
@@ -166,12 +295,39 @@ class ActionAnswerQuestion(Action):
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if intent == "choose_article":
             return await self._chosen(dispatcher, tracker, in_form)
-        query = answers.query_from(tracker.latest_message.get("text") or "")
+        text = str(tracker.latest_message.get("text") or "")
+        if tracker.active_loop_name == "complaint_form" and not answers.is_question(text):
+            # Said while the complaint form waits for an answer: it is the customer's story, kept.
+            so_far = str(tracker.get_slot("complaint_details") or "")
+            dispatcher.utter_message(text="Thank you, I've noted that for your complaint.")
+            return [SlotSet("complaint_details", f"{so_far}\n{text.strip()}".strip()[:2000])]
+        if in_form and without_it(dispatcher, tracker):
+            # "I don't have it, deleted the e-mail" while the form asks for the number: not a question.
+            return []
+        if not in_form and security_worry(text, intent):
+            return await security_concern(dispatcher, tracker)
+        if not in_form and (events := what_now(dispatcher, tracker)) is not None:
+            return events
+        if not in_form and tracker.get_slot("last_order") and asks_status(text):
+            # "ok so what's happening with it now?" about the order we just looked at.
+            return [
+                SlotSet("order_number", tracker.get_slot("last_order")),
+                SlotSet("order_purpose", "track"),
+                FollowupAction("order_form"),
+            ]
+        if not in_form and (offered := offered_request(_previous_reply(tracker))) and taken_up(text, offered):
+            # "and the return?" right after "You also asked: how do I return stuff from 100002".
+            text = offered
+        first, rest = split_requests(text)
+        query = answers.query_from(answers.without_lead_in(first))
         if not answers.has_words(query):
             dispatcher.utter_message(text=EMPTY_QUESTION)
             return []
         try:
-            return await self._search_and_answer(dispatcher, tracker, query, in_form)
+            events = await self._search_and_answer(dispatcher, tracker, query, in_form)
+            if rest and not in_form:
+                events += offer_second_request(dispatcher, rest)
+            return events
         except Exception:
             logger.exception("knowledge-base search failed for sender %s", tracker.sender_id)
             if in_form:
@@ -185,6 +341,10 @@ class ActionAnswerQuestion(Action):
         config = settings()
         live = kb_index()
 
+        text = str(tracker.latest_message.get("text") or "")
+        followup = refers_back(text) or answers.is_followup(text)
+        context = tracker.get_slot("last_order") or tracker.get_slot("last_ticket")
+
         def search(session: Session) -> tuple[answers.Decision, Shown | None]:
             if not wait_until_ready(live, INDEX_WAIT_SECONDS):
                 raise RuntimeError("the knowledge-base index is not loaded yet")
@@ -192,10 +352,13 @@ class ActionAnswerQuestion(Action):
                 live.search(query, k=5), config.kb_answer_score, config.kb_suggest_score
             )
             shown = None
-            if decision.band == "answer":
+            single = decision.band == "choose" and answers.plausible(decision) == 1
+            if decision.band == "answer" or single:
                 best = decision.hits[0]
                 shown = show_article(session, tracker, best.slug, query, "answer", best.score)
-            elif decision.band == "none":
+            elif decision.band == "none" and not (followup and context) and not sentiment.is_frustrated(text):
+                # Not a gap in the knowledge base: a follow-up that needs the chat's context, or
+                # the customer venting.
                 conversation = conversation_for(session, tracker)
                 gaps.record_gap(
                     session, query, "no_match", conversation.id, latest_message_id(tracker), decision.best
@@ -203,7 +366,7 @@ class ActionAnswerQuestion(Action):
             return decision, shown
 
         decision, shown = await in_transaction(search)
-        if decision.band == "answer" and shown is not None:
+        if shown is not None:
             _say_article(dispatcher, shown, ask=not in_form)
             if in_form:
                 return []
@@ -214,6 +377,8 @@ class ActionAnswerQuestion(Action):
         if in_form:
             dispatcher.utter_message(text=NO_ANSWER_IN_FORM)
             return []
+        if followup and context:
+            return self._ask_in_context(dispatcher, tracker)
         if _previous_reply(tracker) == NO_ANSWER and trigger_on("repeated_fallback"):
             # Twice in a row the bot had nothing: a person takes over rather than a third miss.
             return _set(state=None, article=None, candidates=[]) + await hand_over(
@@ -222,7 +387,37 @@ class ActionAnswerQuestion(Action):
                 "repeated_fallback",
                 lead_in="I'm sorry, I can't find an answer to that either.",
             )
+        if (instead := await no_dead_end(dispatcher, tracker)) is not None:
+            return instead + _set(query=query)
         return _offer_person(dispatcher, NO_ANSWER) + _set(query=query)
+
+    @staticmethod
+    def _ask_in_context(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        """A follow-up we can't answer on its own: ask what they'd like to know about the order or
+        ticket being discussed, rather than noting it as a question the knowledge base lacks."""
+        order, ticket = tracker.get_slot("last_order"), tracker.get_slot("last_ticket")
+        buttons = []
+        if order:
+            about = f"order #{order}"
+            buttons += [
+                {"title": f"Where is #{order}?", "payload": f'/track_order{{"order_number": "{order}"}}'},
+                {"title": f"Return #{order}", "payload": f'/request_refund{{"order_number": "{order}"}}'},
+            ]
+        else:
+            about = f"ticket {ticket}"
+            buttons.append(
+                {
+                    "title": f"Status of {ticket}",
+                    "payload": f'/check_ticket{{"ticket_reference": "{ticket}"}}',
+                }
+            )
+        buttons.append(PERSON_BUTTONS[0])
+        dispatcher.utter_message(
+            text=f"Sorry, I'm not sure what you'd like to know. Is it about {about}? Tell me a little "
+            "more, or pick one of these.",
+            buttons=buttons,
+        )
+        return _set(state=None, article=None, candidates=[])
 
     @staticmethod
     def _offer_choices(
@@ -251,6 +446,9 @@ class ActionAnswerQuestion(Action):
         if slug is None:
             position = answers.ordinal_choice(tracker.latest_message.get("text") or "", len(offered))
             slug = offered[position] if position is not None else None
+        if slug is None and in_form and not offered:
+            # "the blue one" while a form waits for an answer, with no articles on offer.
+            return not_an_answer(dispatcher, tracker)
         if slug is None:
             dispatcher.utter_message(
                 text="Which one would you like? Tap one of the articles above, or ask me again."
@@ -325,6 +523,9 @@ class ActionKbFollowup(Action):
             dispatcher.utter_message(text="Great, I'm glad that helped! Anything else I can do for you?")
             return _set(state=None, candidates=[])
         candidates: list[str] = list(tracker.get_slot("kb_candidates") or [])
+        if _previous_reply(tracker) == ASK_NEXT_HELPED:
+            # Two articles didn't help: a third guess is worse than a person.
+            candidates = []
         query = tracker.get_slot("kb_query") or ""
 
         def next_article(session: Session) -> Shown | None:
@@ -346,7 +547,7 @@ class ActionKbFollowup(Action):
         dispatcher.utter_message(
             text=_article_text(shown), json_message={"metadata": {"kb_article": shown.slug}}
         )
-        dispatcher.utter_message(text="Did this one solve it?", buttons=HELPED_BUTTONS)
+        dispatcher.utter_message(text=ASK_NEXT_HELPED, buttons=HELPED_BUTTONS)
         return _set(state=ANSWERED, article=shown.slug, candidates=candidates)
 
     @staticmethod
@@ -360,3 +561,18 @@ class ActionKbFollowup(Action):
             gaps.record_gap(session, query, "unhelpful", conversation.id, latest_message_id(tracker))
 
         await in_transaction(record)
+
+
+class ActionOutOfScope(Action):
+    """Says what is outside the assistant's reach, but never as a dead end (see `no_dead_end`)."""
+
+    def name(self) -> str:
+        return "action_out_of_scope"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if (instead := await no_dead_end(dispatcher, tracker)) is not None:
+            return instead
+        dispatcher.utter_message(text=OUT_OF_SCOPE)
+        return _set(state=None, article=None, candidates=[])

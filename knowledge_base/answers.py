@@ -62,3 +62,37 @@ def ordinal_choice(text: str, count: int) -> int | None:
             index = position if position >= 0 else count - 1
             return index if 0 <= index < count else None
     return None
+
+
+def plausible(decision: Decision) -> int:
+    """How many articles a decision found worth showing (a "choice" of one is just an answer)."""
+    return len(decision.hits) if decision.band != "none" else 0
+
+
+_QUESTION_START = re.compile(
+    r"^\W*(?:how|what|whats|what's|when|where|which|who|why|can|could|do|does|did|is|are|will|would|"
+    r"should|may|have you|has)\b",
+    re.IGNORECASE,
+)
+
+
+def is_question(text: str) -> bool:
+    """Whether a message is put as a question ("how long do refunds take?"), not a statement."""
+    return "?" in (text or "") or _QUESTION_START.match(text or "") is not None
+
+
+_FOLLOWUP_START = re.compile(
+    r"^\W*(?:(?:ok|okay|alright|right|great|cool|thanks|thx)\W+)?(?:and|so|but|what about|how about|then)\b",
+    re.IGNORECASE,
+)
+
+
+def is_followup(text: str) -> bool:
+    """Whether a short message leans on what came before ("and the return?", "so what now?")."""
+    return len(re.findall(r"\w+", text or "")) <= 8 and _FOLLOWUP_START.match(text or "") is not None
+
+
+def without_lead_in(text: str) -> str:
+    """A follow-up without the words that lean on what came before ("and the return?" -> "the return?")."""
+    core = _FOLLOWUP_START.sub("", text or "", count=1).strip()
+    return core if has_words(core) else text

@@ -226,3 +226,154 @@ async def test_a_second_unanswerable_question_in_a_row_goes_to_a_person(
         conversation = session.scalars(select(Conversation).where(Conversation.sender_id == sender)).one()
         assert conversation.mode is ConversationMode.PENDING_AGENT
         assert session.scalars(select(Handoff.reason)).all() == ["repeated_fallback"]
+
+
+def after(sender: str, bot_said: str, text: str, intent: str, **slots: Any) -> Tracker:
+    """A tracker whose latest message `text` follows the bot's reply `bot_said`."""
+    track = make_tracker(sender, text, intent, slots=slots or None)
+    track.events = [
+        {"event": "user", "text": "earlier"},
+        {"event": "bot", "text": bot_said},
+        {"event": "user", "text": text},
+    ]
+    return track
+
+
+async def test_out_of_scope_twice_in_a_row_apologises_and_offers_a_person(sender: str) -> None:
+    first, _, _ = await run(
+        knowledge.ActionOutOfScope(), make_tracker(sender, "who won the match", "out_of_scope")
+    )
+    assert first[0]["text"] == knowledge.OUT_OF_SCOPE and not first[0].get("buttons")
+    second, slots, _ = await run(
+        knowledge.ActionOutOfScope(),
+        after(sender, first[0]["text"], "what's the weather then", "out_of_scope"),
+    )
+    assert second[0]["text"].startswith("I'm sorry")
+    assert [b["payload"] for b in second[0]["buttons"]] == ["/request_human", "/deny"]
+    assert slots["kb_state"] == "offered_person"
+
+
+async def test_frustration_gets_an_apology_and_a_person_not_a_shrug(
+    kb: sessionmaker[Session], sender: str
+) -> None:
+    messages, _, _ = await run(
+        knowledge.ActionOutOfScope(),
+        make_tracker(sender, "its been days, this is ridiculous", "out_of_scope"),
+    )
+    assert messages[0]["text"].startswith("I'm really sorry")
+    assert messages[0]["buttons"][0]["payload"] == "/request_human"
+    with kb.begin() as session:
+        assert session.scalars(select(KbGap)).all() == []  # venting is not a missing article
+
+
+async def test_an_account_security_worry_gets_the_article_and_a_person(sender: str) -> None:
+    messages, slots, _ = await run(
+        ActionAnswerQuestion(), make_tracker(sender, "someone ordered stuff with my account", "track_order")
+    )
+    assert messages[0]["text"].startswith("Someone else is using my account")
+    assert "safety of your account" in messages[1]["text"]
+    assert slots["kb_state"] == "offered_person"
+    other, _, _ = await run(
+        knowledge.ActionOutOfScope(), make_tracker(sender, "my instagram got hacked", "out_of_scope")
+    )
+    assert other[0]["text"] == knowledge.OUT_OF_SCOPE  # another service's account is not ours to fix
+
+
+async def test_a_follow_up_about_the_order_in_hand_is_read_in_context_not_noted_as_a_gap(
+    kb: sessionmaker[Session], sender: str
+) -> None:
+    _, _, events = await run(
+        ActionAnswerQuestion(),
+        make_tracker(
+            sender, "ok so whats happening with it now?", "ask_question", slots={"last_order": "100001"}
+        ),
+    )
+    assert SlotSet("order_number", "100001") in events and FollowupAction("order_form") in events
+    messages, _, _ = await run(
+        ActionAnswerQuestion(),
+        make_tracker(sender, "and the other thing?", "nlu_fallback", slots={"last_order": "100001"}),
+    )
+    assert "order #100001" in messages[0]["text"]
+    with kb.begin() as session:
+        assert session.scalars(select(KbGap)).all() == []
+
+
+async def test_after_two_articles_that_did_not_help_a_person_is_offered(sender: str) -> None:
+    track = after(
+        sender,
+        knowledge.ASK_NEXT_HELPED,
+        "no",
+        "deny",
+        kb_state="answered",
+        kb_article="how-to-return",
+        kb_candidates=["return-costs", "refund-timing"],
+        kb_query="return",
+    )
+    messages, slots, _ = await run(ActionKbFollowup(), track)
+    assert messages[0]["text"] == knowledge.NOT_HELPED_NO_MORE
+    assert slots["kb_state"] == "offered_person"
+
+
+async def test_a_message_asking_two_things_answers_the_first_and_offers_the_second(sender: str) -> None:
+    messages, _, _ = await run(
+        ActionAnswerQuestion(),
+        make_tracker(
+            sender, "how long does delivery to austria take? also do you take paypal", "ask_question"
+        ),
+    )
+    assert "Austria" in messages[0]["text"]
+    offer = messages[-1]
+    assert "do you take paypal" in offer["text"] and offer["buttons"][0]["payload"] == "do you take paypal"
+
+
+async def test_what_now_after_steps_repeats_them_and_offers_a_person(sender: str) -> None:
+    steps = "You can refuse the delivery of order #100005 when it arrives, or return it."
+    messages, slots, _ = await run(
+        knowledge.ActionOutOfScope(),
+        make_tracker(sender, "ugh ok what can i do then", "out_of_scope", slots={"next_steps": steps}),
+    )
+    assert messages[0]["text"].startswith(steps)
+    assert messages[0]["buttons"][0]["payload"] == "/request_human"
+    assert slots["kb_state"] == "offered_person"
+    # A longer question is a question of its own, even with steps in hand.
+    messages, _, _ = await run(
+        ActionAnswerQuestion(),
+        make_tracker(
+            sender,
+            "what can i do if the parcel arrives damaged and the box is wet",
+            "ask_question",
+            slots={"next_steps": steps},
+        ),
+    )
+    assert not messages[0]["text"].startswith(steps)
+
+
+async def test_why_about_the_order_in_hand_is_honest_and_offers_a_person(sender: str) -> None:
+    messages, slots, _ = await run(
+        knowledge.ActionOutOfScope(),
+        make_tracker(sender, "why was it cancelled??", "out_of_scope", slots={"last_order": "100007"}),
+    )
+    assert "can't see the reason" in messages[0]["text"] and "order #100007" in messages[0]["text"]
+    assert [b["payload"] for b in messages[0]["buttons"]] == ["/request_human", "/deny"]
+    assert slots["kb_state"] == "offered_person"
+    # Without an order or ticket in hand there is nothing to be honest about: the usual answer.
+    messages, _, _ = await run(
+        knowledge.ActionOutOfScope(), make_tracker(sender, "why is the sky blue", "out_of_scope")
+    )
+    assert messages[0]["text"] == knowledge.OUT_OF_SCOPE
+
+
+async def test_the_security_answer_leaves_steps_for_what_now(sender: str) -> None:
+    _, slots, _ = await run(
+        ActionAnswerQuestion(),
+        make_tracker(sender, "my card got stolen and someone bought stuff on your site", "account_security"),
+    )
+    assert "bank" in slots["next_steps"]
+
+
+async def test_a_short_follow_up_takes_up_the_second_request_offered(sender: str) -> None:
+    offer = "You also asked: \u201chow long does delivery to austria take\u201d. Shall we look at that now?"
+    messages, _, _ = await run(
+        ActionAnswerQuestion(), after(sender, offer, "and the delivery time?", "ask_question")
+    )
+    assert "Austria" in messages[0]["text"]
