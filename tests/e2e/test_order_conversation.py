@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,15 +100,27 @@ def test_customer_tracks_an_order_and_lists_the_others(stack: Stack) -> None:
 
 
 def test_delayed_order_is_apologised_for_and_a_ticket_opened(stack: Stack) -> None:
-    visitor = "e2e-visitor-jonas"
+    # 101160 is late and has no ticket yet (demo data).
+    visitor = "e2e-visitor-emma"
     say(stack, visitor, "hi, my parcel hasn't arrived")
-    say(stack, visitor, "100004")
-    reply = say(stack, visitor, "+49 151 23456789")
+    say(stack, visitor, "101160")
+    reply = say(stack, visitor, "emma_vogel@example.com")
     assert "sorry" in texts(reply).lower() and "delayed" in texts(reply)
     titles = [b["title"] for m in reply["messages"] for b in m["buttons"]]
     assert titles == ["Open a ticket", "Talk to a person"]
     payload = reply["messages"][-1]["buttons"][0]["payload"]
-    assert "KF-" in texts(say(stack, visitor, payload))
+    assert re.search(r"KF-\d{6}", texts(say(stack, visitor, payload)))
+
+
+def test_a_delay_already_ticketed_names_the_ticket_instead_of_offering_another(stack: Stack) -> None:
+    # Jonas's 100004 is late and KF-000003 already follows it up (demo data).
+    visitor = "e2e-visitor-jonas"
+    say(stack, visitor, "hi, my parcel hasn't arrived")
+    say(stack, visitor, "100004")
+    reply = say(stack, visitor, "+49 151 23456789")
+    assert "delayed" in texts(reply) and "KF-000003" in texts(reply)
+    titles = [b["title"] for m in reply["messages"] for b in m["buttons"]]
+    assert titles == ["Status of KF-000003", "Talk to a person"]
 
 
 def test_someone_elses_order_is_not_revealed(stack: Stack) -> None:
