@@ -4,7 +4,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test bench bench-kb bench-consoles bench-channels bench-nlu bench-load bench-faults setup train lint status
+.PHONY: run test bench bench-kb bench-consoles bench-channels bench-nlu bench-e2e bench-load bench-faults setup train lint status
 
 ## Set up if needed, then run the assistant with demo data.
 run:
@@ -30,6 +30,11 @@ bench-consoles:
 ## Channel benchmarks only: widget bundle size and load time, Telegram webhook throughput (fake Bot API).
 bench-channels:
 	bash scripts/bench.sh channels
+
+## First reply, end to end: each message the first of a new chat, through the gateway; judged per set
+## (Bitext, our KB questions, unanswerable, out of scope) and per source label. E2E_ARGS go to benchmarks/e2e.py.
+bench-e2e:
+	bash scripts/bench.sh e2e $(E2E_ARGS)
 
 ## Language understanding only: intents on Bitext and our out-of-scope set, entities on our labelled set.
 bench-nlu:

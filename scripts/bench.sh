@@ -13,6 +13,9 @@
 # `make bench-nlu` (`bash scripts/bench.sh nlu`): intent accuracy on Bitext and our out-of-scope set, and
 # entity precision/recall, and `rasa train` time from nothing; results in nlu.json, nlu_entities.json
 # and nlu_train.json.
+# `make bench-e2e` (`bash scripts/bench.sh e2e`): the first reply to messages we did not write, each
+# the first of a new chat, through the gateway; right / right in a choice / wrong / no answer per set
+# and per source label (E2E_ARGS, e.g. "--half tune" or "--sets kb"); results in e2e.json.
 # `make bench-faults` (`bash scripts/bench.sh faults`): with 10 customers chatting, the gateway, the
 # action server's worker, the action server and Rasa are killed in turn; time until healthy and until
 # the next answer, messages lost or answered twice; results in faults.json.
@@ -62,6 +65,15 @@ if [ "${1:-}" = "channels" ]; then
     bash scripts/train.sh
     .venv/bin/python -m benchmarks.widget
     exec .venv/bin/python -m benchmarks.telegram_webhook
+fi
+
+if [ "${1:-}" = "e2e" ]; then
+    # The first reply as customers get it, through the gateway on a private stack: Bitext, our KB
+    # questions, our unanswerable and out-of-scope sets (arguments go to benchmarks/e2e.py).
+    shift
+    bash scripts/bootstrap.sh
+    bash scripts/train.sh
+    exec .venv/bin/python -m benchmarks.e2e "$@"
 fi
 
 if [ "${1:-}" = "nlu" ]; then
