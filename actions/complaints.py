@@ -27,8 +27,8 @@ from actions.forms import (
     wont_fit,
 )
 from actions.handoff import hand_over, trigger_on
-from actions.knowledge import security_worry
-from actions.orders import LOCKED_OUT, describe_order, prove_order
+from actions.knowledge import article_instead, security_worry
+from actions.orders import LOCKED_OUT, WENT_WRONG, describe_order, prove_order
 from bot.crm import complaints, sentiment, sla, tickets
 from bot.crm import orders as crm
 from bot.crm.models import Customer, Severity, Ticket, ValueTier, utcnow
@@ -83,6 +83,15 @@ class ActionStartComplaint(Action):
         ):
             # "and the return?" after an order was discussed is a question, not a complaint; someone
             # else in the customer's account gets the security answer and a person.
+            return [FollowupAction("action_answer_question")]
+        if (
+            text
+            and complaints.infer_category(text) not in WENT_WRONG
+            and not sentiment.is_frustrated(text)
+            and await article_instead(tracker)
+        ):
+            # "the payment step keeps failing": an article answers it. Something that arrived broken,
+            # wrong or not at all, or an angry customer, is taken down as a complaint.
             return [FollowupAction("action_answer_question")]
         if text and complaints.assess(text).severity is Severity.HIGH:
             # Fire, injury, a child at risk: a person at once, every time; the details can wait.

@@ -8,9 +8,12 @@ choice of articles, or the offer of a person.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +37,8 @@ from actions.forms import not_an_answer, without_it
 from actions.handoff import hand_over, trigger_on
 from bot.crm import sentiment
 from bot.crm.models import ArticleStatus, KbArticle, KbArticleVersion, KbFeedback, utcnow
-from knowledge_base import answers, gaps
-from knowledge_base.index import Hit
+from knowledge_base import answers, gaps, routing
+from knowledge_base.index import Hit, SearchIndex
 from knowledge_base.live import LiveIndex, process_index, wait_until_ready
 
 logger = logging.getLogger(__name__)
@@ -136,6 +139,66 @@ if os.environ.get("KEFU_WARM_UP") == "1" and os.environ.get("SANIC_WORKER_NAME")
     # The action server's worker process (Sanic spawns it from a manager process that never
     # answers actions): load the encoder and the index now, not at the first question.
     kb_index()
+
+
+def search_query(text: str) -> str:
+    """What is searched for a message: its first request, without "hi, quick question:"."""
+    first, _rest = split_requests(text)
+    return answers.query_from(answers.without_lead_in(first))
+
+
+# The last searches, per query, with the index they came from: the router searches a message
+# first, and the answer that follows takes the same hits instead of encoding it again.
+_RECENT: OrderedDict[str, tuple[SearchIndex, list[Hit]]] = OrderedDict()
+_RECENT_SIZE = 256
+_recent_lock = threading.Lock()
+
+
+def search_articles(query: str) -> list[Hit]:
+    """The best articles for a query from the current index."""
+    current = kb_index().index()
+    with _recent_lock:
+        found = _RECENT.get(query)
+    if found is not None and found[0] is current:
+        return list(found[1])
+    hits = current.search(query, k=5)
+    with _recent_lock:
+        _RECENT[query] = (current, hits)
+        _RECENT.move_to_end(query)
+        while len(_RECENT) > _RECENT_SIZE:
+            _RECENT.popitem(last=False)
+    return list(hits)
+
+
+def decide(hits: list[Hit]) -> answers.Decision:
+    config = settings()
+    return answers.decide(hits, config.kb_answer_score, config.kb_suggest_score)
+
+
+def routing_policy() -> routing.RoutingPolicy:
+    config = settings()
+    return routing.RoutingPolicy(
+        article_score=config.kb_route_score,
+        unsure_below=config.kb_route_unsure_below,
+        sure_score=config.kb_route_sure_score,
+    )
+
+
+async def article_instead(tracker: Tracker) -> bool:
+    """Whether the knowledge base should answer this message rather than the flow its intent starts
+    (knowledge_base/routing.py): "how long do refunds take?" is a question, not a refund request."""
+    text = str(tracker.latest_message.get("text") or "")
+    if tracker.active_loop_name is not None or text.startswith("/") or not kb_index().ready:
+        return False
+    query = search_query(text)
+    if not answers.has_words(query):
+        return False
+    try:
+        hits = await asyncio.to_thread(search_articles, query)
+    except Exception:
+        logger.exception("knowledge-base search failed while routing; the flow goes ahead")
+        return False
+    return routing.prefer_article(routing.Reading.of(tracker.latest_message), hits, routing_policy())
 
 
 @dataclass(frozen=True)
@@ -304,6 +367,10 @@ class ActionAnswerQuestion(Action):
         if in_form and without_it(dispatcher, tracker):
             # "I don't have it, deleted the e-mail" while the form asks for the number: not a question.
             return []
+        if intent == "account_security" and SECURITY.search(text) is None and await article_instead(tracker):
+            # Read as a security worry, but without its words ("my account is locked"), and an
+            # article answers exactly that.
+            intent = None
         if not in_form and security_worry(text, intent):
             return await security_concern(dispatcher, tracker)
         if not in_form and (events := what_now(dispatcher, tracker)) is not None:
@@ -318,8 +385,8 @@ class ActionAnswerQuestion(Action):
         if not in_form and (offered := offered_request(_previous_reply(tracker))) and taken_up(text, offered):
             # "and the return?" right after "You also asked: how do I return stuff from 100002".
             text = offered
-        first, rest = split_requests(text)
-        query = answers.query_from(answers.without_lead_in(first))
+        _first, rest = split_requests(text)
+        query = search_query(text)
         if not answers.has_words(query):
             dispatcher.utter_message(text=EMPTY_QUESTION)
             return []
@@ -338,7 +405,6 @@ class ActionAnswerQuestion(Action):
     async def _search_and_answer(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, query: str, in_form: bool
     ) -> list[EventType]:
-        config = settings()
         live = kb_index()
 
         text = str(tracker.latest_message.get("text") or "")
@@ -348,9 +414,7 @@ class ActionAnswerQuestion(Action):
         def search(session: Session) -> tuple[answers.Decision, Shown | None]:
             if not wait_until_ready(live, INDEX_WAIT_SECONDS):
                 raise RuntimeError("the knowledge-base index is not loaded yet")
-            decision = answers.decide(
-                live.search(query, k=5), config.kb_answer_score, config.kb_suggest_score
-            )
+            decision = decide(search_articles(query))
             shown = None
             single = decision.band == "choose" and answers.plausible(decision) == 1
             if decision.band == "answer" or single:
@@ -572,6 +636,11 @@ class ActionOutOfScope(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        text = str(tracker.latest_message.get("text") or "")
+        if SECURITY.search(text) is None and await article_instead(tracker):
+            # "I was double charged": the classifier found it strange, our articles answer it. Security
+            # words are ours (the security answer below) or another service's ("my instagram got hacked").
+            return [FollowupAction("action_answer_question")]
         if (instead := await no_dead_end(dispatcher, tracker)) is not None:
             return instead
         dispatcher.utter_message(text=OUT_OF_SCOPE)

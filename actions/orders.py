@@ -27,6 +27,7 @@ from actions.forms import (
     without_it,
     wont_fit,
 )
+from actions.knowledge import article_instead
 from bot.crm import complaints, tickets
 from bot.crm import orders as crm
 from bot.crm.audit import audit
@@ -238,6 +239,9 @@ class ActionStartOrderRequest(Action):
         if purpose == "cancel" and waiting and named in (None, waiting):
             # "yes cancel it" right after "Shall I cancel it?" is the answer, not a new request.
             return [FollowupAction("action_confirm_cancel")]
+        if named is None and await article_instead(tracker):
+            # "how long do refunds take?": a question our articles answer, not a request to act on.
+            return [FollowupAction("action_answer_question")]
         events: list[EventType] = [
             SlotSet("order_purpose", purpose),
             SlotSet("pending_cancel", None),

@@ -93,6 +93,20 @@ class Outcome:
     key: str  # article:<slug>, choice, flow:<name>, handover, survey, no_answer, out_of_scope, other:...
     offered: list[str] = field(default_factory=list)  # the articles of a choice
     reply: str = ""
+    parse: dict[str, Any] = field(default_factory=dict)  # what the NLU made of the message
+
+
+def parse_of(tracker: dict[str, Any]) -> dict[str, Any]:
+    """The NLU's reading of the chat's first message: intent, confidence, runner-up, entities."""
+    user = next((e for e in tracker.get("events") or [] if e.get("event") == "user"), None)
+    data = (user or {}).get("parse_data") or {}
+    ranking = data.get("intent_ranking") or []
+    return {
+        "intent": (data.get("intent") or {}).get("name"),
+        "confidence": round(float((data.get("intent") or {}).get("confidence") or 0.0), 4),
+        "runner_up": ranking[1]["name"] if len(ranking) > 1 else None,
+        "entities": sorted({str(e.get("entity")) for e in data.get("entities") or []}),
+    }
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -186,6 +200,10 @@ def classify(body: dict[str, Any], tracker: dict[str, Any]) -> Outcome:
     ]
     if offered:
         return Outcome("choice", offered=[s for s in offered if s], reply=reply)
+    named = [a for a in actions if a not in ("action_listen", None)]
+    if loop is None and named and named[-1] == "action_answer_question":
+        # A flow's first action handed the message to the knowledge base, which had nothing.
+        return Outcome("no_answer", reply=reply)
     if loop == "order_form" or "action_order_request" in actions:
         return Outcome(f"flow:{ORDER_FLOWS.get(str(slots.get('order_purpose')), 'track_order')}", reply=reply)
     if loop == "complaint_form" or "action_start_complaint" in actions:
@@ -201,7 +219,6 @@ def classify(body: dict[str, Any], tracker: dict[str, Any]) -> Outcome:
         return Outcome("out_of_scope", reply=reply)
     if "action_answer_question" in actions:
         return Outcome("no_answer", reply=reply)
-    named = [a for a in actions if a not in ("action_listen", None)]
     return Outcome(f"other:{named[0] if named else 'nothing'}", reply=reply)
 
 
@@ -263,7 +280,9 @@ class Probe:
             timeout=60,
         )
         tracker.raise_for_status()
-        return classify(body, tracker.json()), took
+        outcome = classify(body, tracker.json())
+        outcome.parse = parse_of(tracker.json())
+        return outcome, took
 
 
 async def run_cases(probe: Probe, cases: list[Case], concurrency: int) -> list[dict[str, Any]]:
@@ -283,6 +302,8 @@ async def run_cases(probe: Probe, cases: list[Case], concurrency: int) -> list[d
             "outcome": outcome.key,
             "offered": outcome.offered,
             "verdict": judge(outcome, case.accepted),
+            "accepted": list(case.accepted),
+            "parse": outcome.parse,
             "seconds": round(took, 3),
         }
 

@@ -68,7 +68,14 @@ class Settings(BaseSettings):
     # At or above kb_answer_score the best article is the answer; between kb_suggest_score and it,
     # the best two or three are offered to choose from; below, the question is recorded as a gap.
     kb_answer_score: float = 0.66
-    kb_suggest_score: float = 0.55
+    kb_suggest_score: float = 0.60
+    # A message whose intent starts a flow (track, cancel, refund, complain) or is out of scope is
+    # answered from the knowledge base instead when it names no order, ticket or contact, its best
+    # article scores kb_route_score with a clear lead, and the intent's confidence is below
+    # kb_route_unsure_below or the article scores kb_route_sure_score (knowledge_base/routing.py).
+    kb_route_score: float = 0.74
+    kb_route_unsure_below: float = 0.5
+    kb_route_sure_score: float = 0.75
     # How often each process checks whether articles were published or archived.
     kb_poll_seconds: float = 2.0
     # Load the sentence encoder in the gateway at start-up (~13 s in the background, ~450 MB)

@@ -25,12 +25,16 @@ class Decision:
         return self.hits[0] if self.hits else None
 
 
-def decide(hits: list[Hit], answer_score: float, suggest_score: float) -> Decision:
+def decide(
+    hits: list[Hit], answer_score: float, suggest_score: float, margin: float = AMBIGUITY_MARGIN
+) -> Decision:
+    """Answer with the best article when it scores `answer_score` and no other is within `margin`;
+    offer a choice when several fit; nothing below `suggest_score`."""
     candidates = [hit for hit in hits if hit.score >= suggest_score]
     if not candidates:
         return Decision("none", hits[:1])
     best = candidates[0]
-    close = len(candidates) > 1 and best.score - candidates[1].score < AMBIGUITY_MARGIN
+    close = len(candidates) > 1 and best.score - candidates[1].score < margin
     if best.score >= answer_score and not close:
         return Decision("answer", candidates)
     return Decision("choose", candidates[:MAX_CHOICES])

@@ -6,9 +6,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 import actions.common
+from actions import knowledge
 from bot.crm.models import utcnow
 from bot.demo.seed import seed_demo_data
 from bot.settings import Settings
+from knowledge_base.live import LiveIndex
 
 
 @pytest.fixture
@@ -20,3 +22,10 @@ def crm(settings: Settings, db_sessionmaker: sessionmaker[Session]) -> sessionma
     with db_sessionmaker.begin() as session:
         seed_demo_data(session, utcnow().date())
     return actions.common.configure(settings)
+
+
+@pytest.fixture(autouse=True)
+def no_search_index(monkeypatch: pytest.MonkeyPatch, db_sessionmaker: sessionmaker[Session]) -> None:
+    """No loaded knowledge-base index unless a test loads one (the `sender` fixture of the knowledge
+    tests): a flow's first action then starts the flow, whatever a search would have said."""
+    monkeypatch.setattr(knowledge, "kb_index", lambda: LiveIndex(db_sessionmaker))

@@ -377,3 +377,61 @@ async def test_a_short_follow_up_takes_up_the_second_request_offered(sender: str
         ActionAnswerQuestion(), after(sender, offer, "and the delivery time?", "ask_question")
     )
     assert "Austria" in messages[0]["text"]
+
+
+def with_confidence(track: Tracker, confidence: float) -> Tracker:
+    track.latest_message["intent"]["confidence"] = confidence
+    return track
+
+
+async def test_a_question_read_as_a_refund_request_is_answered_from_the_knowledge_base(
+    sender: str,
+) -> None:
+    from actions.orders import ActionStartOrderRequest
+
+    question = with_confidence(
+        make_tracker(sender, "how many days until the refund reaches my card?", "request_refund"), 0.4
+    )
+    _, _, events = await run(ActionStartOrderRequest(), question)
+    assert events == [FollowupAction("action_answer_question")]
+
+    messages, slots, _ = await run(ActionAnswerQuestion(), question)
+    assert messages[0]["custom"] == {"metadata": {"kb_article": "refund-timing"}}
+
+
+async def test_a_refund_request_naming_its_order_starts_the_refund(sender: str) -> None:
+    from actions.orders import ActionStartOrderRequest
+
+    request = make_tracker(
+        sender,
+        "how many days until the refund for 100002 reaches my card?",
+        "request_refund",
+        entities=[{"entity": "order_number", "value": "100002"}],
+    )
+    _, slots, events = await run(ActionStartOrderRequest(), with_confidence(request, 0.6))
+    assert slots["order_purpose"] == "refund" and FollowupAction("action_answer_question") not in events
+
+
+async def test_where_is_my_order_is_tracked_not_explained(sender: str) -> None:
+    from actions.orders import ActionStartOrderRequest
+
+    _, slots, _ = await run(
+        ActionStartOrderRequest(),
+        with_confidence(make_tracker(sender, "where is my order?", "track_order"), 0.5),
+    )
+    assert slots["order_purpose"] == "track"
+
+
+async def test_a_shop_question_the_classifier_called_out_of_scope_gets_its_article(sender: str) -> None:
+    question = make_tracker(sender, "you took the money from my card twice for one order", "out_of_scope")
+    _, _, events = await run(knowledge.ActionOutOfScope(), with_confidence(question, 0.3))
+    assert events == [FollowupAction("action_answer_question")]
+    messages, _, _ = await run(ActionAnswerQuestion(), question)
+    assert messages[0]["custom"] == {"metadata": {"kb_article": "charged-twice"}}
+
+
+async def test_a_locked_account_read_as_a_security_worry_gets_the_locked_account_article(sender: str) -> None:
+    locked = with_confidence(make_tracker(sender, "my account is locked", "account_security"), 0.4)
+    messages, _, _ = await run(ActionAnswerQuestion(), locked)
+    assert messages[0]["custom"] == {"metadata": {"kb_article": "account-locked"}}
+    assert knowledge.SECURITY_OFFER not in [m.get("text") for m in messages]

@@ -45,6 +45,30 @@ def test_articles_choices_flows_and_misses_are_told_apart() -> None:
     assert e2e.classify(body({"text": "outside"}), tracker("action_out_of_scope")).key == "out_of_scope"
     assert e2e.classify(body({"text": "no answer"}), tracker("action_answer_question")).key == "no_answer"
     assert e2e.classify(body({"text": "Hi!"}), tracker("utter_greet")).key == "other:utter_greet"
+    # A flow's first action handed the message to the knowledge base, which had nothing: no flow started.
+    handed = tracker("action_start_complaint", "action_answer_question", "action_listen")
+    assert e2e.classify(body({"text": "I don't have an answer"}), handed).key == "no_answer"
+
+
+def test_the_nlu_reading_of_the_first_message_is_kept() -> None:
+    parsed = {
+        "events": [
+            {
+                "event": "user",
+                "parse_data": {
+                    "intent": {"name": "request_refund", "confidence": 0.41234},
+                    "intent_ranking": [{"name": "request_refund"}, {"name": "ask_question"}],
+                    "entities": [{"entity": "order_number"}, {"entity": "order_number"}],
+                },
+            }
+        ]
+    }
+    assert e2e.parse_of(parsed) == {
+        "intent": "request_refund",
+        "confidence": 0.4123,
+        "runner_up": "ask_question",
+        "entities": ["order_number"],
+    }
 
 
 def test_only_the_latest_turn_counts() -> None:
