@@ -74,8 +74,8 @@ class Settings(BaseSettings):
     # article scores kb_route_score with a clear lead, and the intent's confidence is below
     # kb_route_unsure_below or the article scores kb_route_sure_score (knowledge_base/routing.py).
     kb_route_score: float = 0.74
-    kb_route_unsure_below: float = 0.5
-    kb_route_sure_score: float = 0.75
+    kb_route_unsure_below: float = 0.6
+    kb_route_sure_score: float = 0.8
     # How often each process checks whether articles were published or archived.
     kb_poll_seconds: float = 2.0
     # Load the sentence encoder in the gateway at start-up (~13 s in the background, ~450 MB)

@@ -93,8 +93,8 @@ class RoutingPolicy:
     # The article must score at least this (and be the answer, not one of a close pair)...
     article_score: float = 0.74
     # ...and the classifier be below this confidence in its flow, unless the article scores `sure_score`.
-    unsure_below: float = 0.5
-    sure_score: float = 0.75
+    unsure_below: float = 0.6
+    sure_score: float = 0.8
     # The runner-up article must be this far behind for the best one to count as the answer.
     margin: float = 0.03
 
