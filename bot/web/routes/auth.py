@@ -30,10 +30,12 @@ _hasher = PasswordHasher()
 # Verified against when the e-mail is unknown, so both cases take the same time.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 # Password guessing is slowed by refusing logins after this many failures (audit rows
-# "login_failed") in the window: per e-mail address, so one account cannot be brute-forced, and per
-# client address, so one client cannot spray a common password over many accounts. The IP limit is
-# higher because an office behind one NAT address shares it. Unknown e-mails count like known ones,
-# so a refusal says nothing about whether an account exists.
+# "login_failed") in the window: per e-mail address from one client address, so one account cannot be
+# brute-forced from there, and per client address, so one client cannot spray a common password over
+# many accounts. A stranger's failures never lock the agent out: they count against the stranger's
+# address only (agent e-mails are easy to guess). The per-address limit is higher because an office
+# behind one NAT address shares it. Unknown e-mails count like known ones, so a refusal says nothing
+# about whether an account exists. Without a client address, failures count per e-mail.
 LOGIN_FAILURE_WINDOW = timedelta(minutes=15)
 LOGIN_MAX_FAILURES_PER_EMAIL = 5
 LOGIN_MAX_FAILURES_PER_SOURCE = 20
@@ -52,9 +54,14 @@ def _throttled_until(session: Session, email: str, source: str | None) -> dateti
     recent_failures = select(AuditLog.created_at).where(
         AuditLog.action == "login_failed", AuditLog.created_at > now - LOGIN_FAILURE_WINDOW
     )
-    limits = [(AuditLog.details["email"].as_string() == email, LOGIN_MAX_FAILURES_PER_EMAIL)]
-    if source is not None:
-        limits.append((AuditLog.source == source, LOGIN_MAX_FAILURES_PER_SOURCE))
+    same_email = AuditLog.details["email"].as_string() == email
+    if source is None:
+        limits = [(same_email, LOGIN_MAX_FAILURES_PER_EMAIL)]
+    else:
+        limits = [
+            (same_email & (AuditLog.source == source), LOGIN_MAX_FAILURES_PER_EMAIL),
+            (AuditLog.source == source, LOGIN_MAX_FAILURES_PER_SOURCE),
+        ]
     until = None
     for condition, limit in limits:
         # The limit-th newest failure: once it leaves the window, fewer than `limit` remain.

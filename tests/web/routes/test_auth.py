@@ -144,3 +144,14 @@ async def test_failures_older_than_the_window_do_not_count(
     assert response.status_code == 429
     # The newest counted failure leaves the window in a minute; the message says so.
     assert "wait 1 minute and try again" in response.json()["error"]
+
+
+async def test_a_strangers_failures_do_not_lock_the_agent_out(
+    client: httpx.AsyncClient, elsewhere: httpx.AsyncClient
+) -> None:
+    # Agent e-mails are easy to guess: someone elsewhere tries Ada's until they are refused ...
+    await fail(elsewhere, ADA, LOGIN_MAX_FAILURES_PER_EMAIL)
+    assert (await log_in(elsewhere, ADA)).status_code == 429
+
+    # ... and Ada, from her own address, logs in as usual.
+    assert (await log_in(client, ADA)).status_code == 200
