@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.crm import sla
+from bot.crm import proof, sla
 from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import Conversation
 from bot.crm.orders import conversation_by_sender
@@ -87,6 +87,7 @@ def conversation_for(session: Session, tracker: Tracker) -> Conversation:
     """
     conversation = conversation_by_sender(session, tracker.sender_id)
     if conversation is not None:
+        proof.expire(session, conversation, settings())  # a proof lasts verification_valid_hours
         return conversation
     channel = tracker.get_latest_input_channel() or "rasa"
     conversation = Conversation(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from rasa_sdk import Tracker
@@ -14,8 +15,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from actions.common import conversation_for, in_transaction
+from actions.common import conversation_for, in_transaction, settings
 from bot.crm import orders as crm
+from bot.crm import proof
 from bot.crm.models import Conversation, Order
 
 # A customer stopping a form, whatever it asked ("never mind", "forget it", "cancel", "bye").
@@ -165,9 +167,20 @@ class CustomerProofForm:
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[str]:
+        config = settings()
+        number = crm.parse_order_number(str(tracker.get_slot("order_number") or ""))
+
         def needs(session: Session) -> list[str]:
             conversation = conversation_for(session, tracker)
-            if conversation.customer_id is not None:
+            # A chat proven with a code needs no second proof; one that proved an order with its
+            # contact needs none for that order only (bot/crm/proof.py).
+            if proof.trusted(conversation, config) or (
+                conversation.customer_id is not None
+                and number is not None
+                and crm.recently_proven(
+                    session, conversation, number, timedelta(hours=config.verification_valid_hours)
+                )
+            ):
                 return [slot for slot in domain_slots if slot not in self.verified_skips]
             return self.unverified_slots(session, conversation, domain_slots, tracker)
 
@@ -212,11 +225,11 @@ class CustomerProofForm:
 
 
 async def recent_orders_of_chat(tracker: Tracker) -> list[Order] | None:
-    """The most recent orders of the chat's verified customer; None when the chat is not verified."""
+    """The most recent orders of the chat's customer; None unless the chat proved itself with a code."""
 
     def recent(session: Session) -> list[Order] | None:
         conversation = conversation_for(session, tracker)
-        if conversation.customer_id is None:
+        if conversation.customer_id is None or not proof.trusted(conversation, settings()):
             return None
         return crm.recent_orders(session, conversation.customer_id)
 

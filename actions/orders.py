@@ -28,7 +28,8 @@ from actions.forms import (
     wont_fit,
 )
 from actions.knowledge import article_instead
-from bot.crm import complaints, tickets
+from actions.proof import CODE_SLOT, FOR_SLOT, PROVED, STOPPED, attempt, send_code
+from bot.crm import complaints, proof, tickets
 from bot.crm import orders as crm
 from bot.crm.audit import audit
 from bot.crm.models import Conversation, Order, OrderStatus, Severity, Shipment, Ticket, utcnow
@@ -43,6 +44,16 @@ LOCKED_OUT = (
     "There have been too many unsuccessful attempts to look up an order, so I've paused order "
     "look-ups for this chat. Please try again in an hour, or ask for a person and we'll help you."
 )
+# What an order's own proof is not enough for: these need the one-time code (bot/crm/proof.py).
+NEED_CODE = frozenset({"cancel", "refund", "list"})
+CODE_INTROS = {
+    "cancel": "Order #{number} is on your account. Before I cancel anything, I need to make sure it's you. ",
+    "refund": "Order #{number} is on your account. Before I start a refund, I need to make sure it's you. ",
+    "list": "Thanks, that's order #{number}. To show all your orders, I need to make sure it's you. ",
+    "track": "",
+    "risky": "Someone has been trying wrong details for this order or e-mail lately, so I need one more "
+    "step before I show it. ",
+}
 RESET_FORM = [SlotSet("order_number", None), SlotSet("contact", None), SlotSet("order_purpose", None)]
 # What the order form was started for, by the intent that started it.
 PURPOSES = {"track_order": "track", "inform": "track", "cancel_order": "cancel", "request_refund": "refund"}
@@ -176,40 +187,59 @@ class ActionAskOrderNumber(Action):
 
 
 def prove_order(
-    session: Session, conversation: Conversation, number: str | None, contact: crm.Contact | None
+    session: Session,
+    tracker: Tracker,
+    conversation: Conversation,
+    number: str | None,
+    contact: crm.Contact | None,
 ) -> tuple[str, Order | None]:
-    """Check that the order is this chat's customer's: "found", "not_found", "locked" or "missing".
+    """Check that the order is this chat's customer's: "found", "not_found", "locked", "missing", or
+    "needs_code" (the details are right, but too many wrong tries were made for this e-mail, phone or
+    order lately: only the one-time code proves it now; the order is returned to send it to).
 
-    Slot values come from the client and are never trusted: ownership is re-checked on every use,
-    and failures are counted per chat and per order number so numbers cannot be guessed.
+    Slot values come from the client and are never trusted: ownership is re-checked on every use.
+    A chat proven with a code sees all its customer's orders; otherwise an order needs its own proof
+    (its number with its contact, or proven by this chat earlier). Rules: bot/crm/proof.py.
     """
     config = settings()
-    window = timedelta(minutes=config.verification_window_minutes)
     if number is None:
         return "missing", None
-    if crm.recent_failures(session, conversation, number, window) >= config.verification_max_failures:
+    tried = attempt(tracker, conversation, order_number=number, contact=contact)
+    if proof.paused(session, tried, config):
         return "locked", None
-    if conversation.customer_id is not None:
+    window = timedelta(hours=config.verification_valid_hours)
+    if proof.trusted(conversation, config) or (
+        conversation.customer_id is not None and crm.recently_proven(session, conversation, number, window)
+    ):
+        assert conversation.customer_id is not None
         order = crm.customer_order(session, conversation.customer_id, number)
-    elif contact is not None:
-        order = crm.verify_order_owner(session, number, contact)
-    else:
+        if order is not None:
+            return "found", order
+        if contact is None:  # another customer's number, named by a proven chat
+            proof.record(
+                session, attempt(tracker, conversation, order_number=number), config, succeeded=False
+            )
+            return "not_found", None
+    if contact is None:
         return "missing", None
-    crm.record_verification(session, conversation, number, succeeded=order is not None)
+    risky = proof.under_attack(session, tried, config)
+    order = crm.verify_order_owner(session, number, contact)
+    proof.record(session, tried, config, succeeded=order is not None)
     if order is None:
-        failures = crm.recent_failures(session, conversation, number, window)
-        if failures >= config.verification_max_failures:
+        if proof.paused(session, tried, config):
             audit(
                 session,
                 "customer",
                 "verification_locked",
                 "conversation",
                 conversation.id,
-                {"order_number": number, "failures": failures},
+                {"order_number": number, "address": tried.address},
             )
-            logger.warning("order look-ups locked for conversation %s", conversation.id)
+            logger.warning("order look-ups paused for conversation %s", conversation.id)
             return "locked", None
         return "not_found", None
+    if risky:
+        return "needs_code", order
     crm.link_conversation(session, conversation, order.customer)
     return "found", order
 
@@ -273,17 +303,21 @@ class ActionOrderRequest(Action):
 
         def check(session: Session) -> tuple[str, Order | None, list[EventType]]:
             conversation = conversation_for(session, tracker)
-            outcome, order = prove_order(session, conversation, number, contact)
+            outcome, order = prove_order(session, tracker, conversation, number, contact)
             if order is None:
                 return outcome, None, []
-            if purpose == "cancel":
-                return outcome, order, offer_cancellation(dispatcher, order)
-            if purpose == "refund":
-                return outcome, order, handle_refund(session, dispatcher, conversation, order, message_id)
-            tell_status(dispatcher, order, tickets.open_delivery_ticket(session, order.id))
-            return outcome, order, []
+            trusted = proof.trusted(conversation, settings())
+            if outcome == "needs_code" or (purpose in NEED_CODE and not trusted):
+                return "code", order, []
+            return outcome, order, carry_out(session, dispatcher, conversation, order, purpose, message_id)
 
         outcome, order, events = await in_transaction(check)
+        if outcome == "code" and order is not None:
+            intro = CODE_INTROS.get(purpose, CODE_INTROS["track"]).format(number=order.number)
+            if purpose == "track":  # only asked for because of wrong tries by someone, somewhere
+                intro = CODE_INTROS["risky"]
+            sent = await send_code(dispatcher, tracker, order.customer_id, f"{purpose}:{order.number}", intro)
+            return [*RESET_FORM, SlotSet("last_order", order.number), *sent]
         if outcome == "locked":
             dispatcher.utter_message(text=LOCKED_OUT)
         elif outcome in ("missing", "not_found"):
@@ -295,6 +329,27 @@ class ActionOrderRequest(Action):
         if purpose != "cancel":  # a cancellation waits for its "yes" first
             events += offer_second_request(dispatcher, tracker.get_slot("pending_request"))
         return [*RESET_FORM, *events]
+
+
+def carry_out(
+    session: Session,
+    dispatcher: CollectingDispatcher,
+    conversation: Conversation,
+    order: Order,
+    purpose: str,
+    message_id: int | None,
+) -> list[EventType]:
+    """Do what the order form was for, once the order is proven to be the chat's customer's."""
+    if purpose == "cancel":
+        return offer_cancellation(dispatcher, order)
+    if purpose == "refund":
+        return handle_refund(session, dispatcher, conversation, order, message_id)
+    if purpose == "list":
+        assert conversation.customer_id is not None
+        list_orders(dispatcher, crm.recent_orders(session, conversation.customer_id))
+        return []
+    tell_status(dispatcher, order, tickets.open_delivery_ticket(session, order.id))
+    return []
 
 
 def tell_status(dispatcher: CollectingDispatcher, order: Order, delay_ticket: Ticket | None = None) -> None:
@@ -496,7 +551,7 @@ class ActionConfirmCancel(Action):
 
         def cancel(session: Session) -> str:
             conversation = conversation_for(session, tracker)
-            if conversation.customer_id is None:
+            if conversation.customer_id is None or not proof.trusted(conversation, settings()):
                 return "not_found"
             order = crm.customer_order(session, conversation.customer_id, str(number))
             if order is None:
@@ -536,23 +591,102 @@ class ActionListOrders(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        found = await recent_orders_of_chat(tracker)
-        if found is None:
-            dispatcher.utter_message(
-                text="I can show your orders once I know they're yours: first let's look up one of them."
-            )
-            return [FollowupAction("order_form")]
-        if not found:
-            dispatcher.utter_message(text="I don't see any orders on your account yet.")
+        config = settings()
+
+        def mine(session: Session) -> tuple[list[Order] | None, int | None]:
+            conversation = conversation_for(session, tracker)
+            if proof.trusted(conversation, config):
+                assert conversation.customer_id is not None
+                return crm.recent_orders(session, conversation.customer_id), None
+            return None, conversation.customer_id
+
+        found, weakly_linked = await in_transaction(mine)
+        if found is not None:
+            list_orders(dispatcher, found)
             return []
-        lines = "\n".join(
-            f"• #{o.number} ({o.placed_at:%-d %b %Y}): {o.status.value.replace('_', ' ')}" for o in found
-        )
+        if weakly_linked is not None:
+            # The chat proved one order: the code goes to that customer's e-mail.
+            intro = "To show all your orders, I need to make sure it's you. "
+            return await send_code(dispatcher, tracker, weakly_linked, "list", intro)
         dispatcher.utter_message(
-            text=f"Here are your most recent orders:\n{lines}\nPick one for the details.",
-            buttons=order_buttons(found, "track_order", with_status=True),
+            text="I can show your orders once I know they're yours: first let's look up one of them."
         )
-        return []
+        return [SlotSet("order_purpose", "list"), FollowupAction("order_form")]
+
+
+def list_orders(dispatcher: CollectingDispatcher, found: list[Order]) -> None:
+    """The customer's recent orders, each a button for its details."""
+    if not found:
+        dispatcher.utter_message(text="I don't see any orders on your account yet.")
+        return
+    lines = "\n".join(
+        f"• #{o.number} ({o.placed_at:%-d %b %Y}): {o.status.value.replace('_', ' ')}" for o in found
+    )
+    dispatcher.utter_message(
+        text=f"Here are your most recent orders:\n{lines}\nPick one for the details.",
+        buttons=order_buttons(found, "track_order", with_status=True),
+    )
+
+
+class ActionCodeChecked(Action):
+    """After the code form: do what the code was sent for, or say that it wasn't done."""
+
+    def name(self) -> str:
+        return "action_code_checked"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        purpose, _, number = str(tracker.get_slot(FOR_SLOT) or "").partition(":")
+        # The contact typed before the code is forgotten: the next order needs its own (bot/crm/proof.py).
+        cleared = [
+            SlotSet(CODE_SLOT, None),
+            SlotSet(FOR_SLOT, None),
+            SlotSet("form_misfits", None),
+            SlotSet("contact", None),
+        ]
+        stopped = (tracker.latest_message.get("intent") or {}).get("name") == "deny"
+        if tracker.get_slot(CODE_SLOT) == STOPPED or (stopped and tracker.get_slot(CODE_SLOT) != PROVED):
+            dispatcher.utter_message(response="utter_code_stopped")
+            return cleared
+        if tracker.get_slot(CODE_SLOT) != PROVED:
+            dispatcher.utter_message(
+                text="I couldn't confirm it's you, so I haven't done that. A person from our team can "
+                "help you, or ask me again later for a new code.",
+                buttons=[PERSON_BUTTON],
+            )
+            return cleared
+        if purpose in ("ticket", "reopen"):
+            # The ticket look-up again, now that the chat is proven (actions/tickets.py).
+            return [
+                *cleared,
+                SlotSet("ticket_reference", number or None),
+                SlotSet("ticket_purpose", "reopen" if purpose == "reopen" else None),
+                FollowupAction("action_check_ticket"),
+            ]
+        message_id = latest_message_id(tracker)
+
+        def act(session: Session) -> tuple[bool, list[EventType]]:
+            conversation = conversation_for(session, tracker)
+            if conversation.customer_id is None:
+                return False, []
+            if purpose == "list":
+                list_orders(dispatcher, crm.recent_orders(session, conversation.customer_id))
+                return True, []
+            order = crm.customer_order(session, conversation.customer_id, number)
+            if order is None:
+                return False, []
+            return True, carry_out(session, dispatcher, conversation, order, purpose, message_id)
+
+        done, events = await in_transaction(act)
+        if not done:
+            dispatcher.utter_message(text="Thank you, that's confirmed. " + NOT_FOUND)
+            return cleared
+        if number:
+            events.append(SlotSet("last_order", number))
+        if purpose != "cancel":  # a cancellation waits for its "yes" first
+            events += offer_second_request(dispatcher, tracker.get_slot("pending_request"))
+        return [*cleared, *events]
 
 
 class ActionOpenDelayTicket(Action):

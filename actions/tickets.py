@@ -22,7 +22,8 @@ from actions.forms import (
     wont_fit,
 )
 from actions.orders import LOCKED_OUT
-from bot.crm import complaints, sla, tickets
+from actions.proof import attempt, send_code
+from bot.crm import complaints, proof, sla, tickets
 from bot.crm import orders as crm
 from bot.crm.models import Conversation, Ticket, TicketStatus
 
@@ -65,6 +66,21 @@ def owns(
             return True
     stored = crm.parse_contact(ticket.contact or "")
     return stored is not None and stored == contact
+
+
+def access(
+    ticket: Ticket, conversation: Conversation, contact: crm.Contact | None, *, proven: bool, trusted: bool
+) -> str:
+    """What this chat may do with the ticket: "show" it, send a "code" first, or "no" (not its own).
+
+    A ticket opened in this chat is shown. So is one without a customer account (a complaint left
+    with an e-mail only) to whoever proves its contact. A customer's ticket needs the one-time code
+    unless the chat already proved itself with one (bot/crm/proof.py)."""
+    if ticket.conversation_id == conversation.id:
+        return "show"
+    if not owns(ticket, conversation, contact, proven=proven):
+        return "no"
+    return "show" if ticket.customer_id is None or trusted else "code"
 
 
 def proven_here(session: Session, conversation: Conversation, reference: str) -> bool:
@@ -211,14 +227,16 @@ class ActionCheckTicket(Action):
         policy = sla_policy()
         reference = tickets.parse_reference(str(tracker.get_slot("ticket_reference") or ""))
         contact = crm.parse_contact(str(tracker.get_slot("contact") or ""))
-        window = timedelta(minutes=config.verification_window_minutes)
         reopening = tracker.get_slot("ticket_purpose") == REOPEN
         shown: list[str] = []  # the ticket the owner was told about: what "reopen it" means next
 
         def look_up(session: Session) -> tuple[str, str, list[dict[str, str]]]:
             conversation = conversation_for(session, tracker)
             intent = "reopen_ticket" if reopening else "check_ticket"
+            trusted = proof.trusted(conversation, config)
             if reference is None:
+                if conversation.customer_id is not None and not trusted:
+                    return "code", str(conversation.customer_id), []
                 if conversation.customer_id is None:
                     return "not_found", NOT_FOUND, []
                 mine = tickets.customer_tickets(session, conversation.customer_id)
@@ -239,19 +257,24 @@ class ActionCheckTicket(Action):
                     return "choose", "Which ticket is it? Here are your most recent ones.", buttons
                 found = mine[0]
             else:
-                if (
-                    crm.recent_failures(session, conversation, reference, window)
-                    >= config.verification_max_failures
-                ):
+                tried = attempt(tracker, conversation, order_number=reference, contact=contact)
+                if proof.paused(session, tried, config):
                     return "locked", LOCKED_OUT, []
                 candidate = tickets.find_by_reference(session, reference)
                 proven = candidate is not None and proven_here(session, conversation, reference)
-                if candidate is None or not owns(candidate, conversation, contact, proven=proven):
-                    crm.record_verification(session, conversation, reference, succeeded=False)
+                allowed = (
+                    access(candidate, conversation, contact, proven=proven, trusted=trusted)
+                    if candidate is not None
+                    else "no"
+                )
+                if candidate is None or allowed == "no":
+                    proof.record(session, tried, config, succeeded=False)
                     return "not_found", NOT_FOUND, []
-                if contact is not None and conversation.customer_id is None:
+                if contact is not None and not proven:
                     # The proof is remembered for this ticket only ("reopen it" next), not the customer.
-                    crm.record_verification(session, conversation, reference, succeeded=True)
+                    proof.record(session, tried, config, succeeded=True)
+                if allowed == "code":
+                    return "code", str(candidate.customer_id), []
                 found = candidate
             shown.append(found.reference)
             if reopening:
@@ -267,7 +290,11 @@ class ActionCheckTicket(Action):
                 ]
             return "found", describe_ticket(found, policy), buttons
 
-        _outcome, text, buttons = await in_transaction(look_up)
+        outcome, text, buttons = await in_transaction(look_up)
+        if outcome == "code":  # `text` is the id of the customer to send it to
+            purpose = f"{'reopen' if reopening else 'ticket'}:{reference or ''}"
+            intro = "Before I show you a ticket, I need to make sure it's you. "
+            return [*RESET, *await send_code(dispatcher, tracker, int(text), purpose, intro)]
         dispatcher.utter_message(text=text, buttons=buttons)
         return [*RESET, *(SlotSet("last_ticket", reference) for reference in shown)]
 
@@ -292,12 +319,15 @@ class ActionReopenTicket(Action):
         def try_reopen(session: Session) -> tuple[str, list[dict[str, str]]] | None:
             conversation = conversation_for(session, tracker)
             ticket = tickets.find_by_reference(session, reference) if reference else None
-            if ticket is not None and owns(
-                ticket, conversation, None, proven=proven_here(session, conversation, ticket.reference)
+            trusted = proof.trusted(conversation, settings())
+            proven = ticket is not None and proven_here(session, conversation, ticket.reference)
+            if (
+                ticket is not None
+                and access(ticket, conversation, None, proven=proven, trusted=trusted) == "show"
             ):
                 return reopen_reply(ticket.reference, reopen(session, ticket))
-            if conversation.customer_id is not None and reference is not None:
-                return NOT_FOUND, []  # a verified customer has nothing more to prove
+            if trusted and reference is not None:
+                return NOT_FOUND, []  # a customer proven by code has nothing more to prove
             return None
 
         reply = await in_transaction(try_reopen)

@@ -115,6 +115,8 @@ def replicas_procfile(settings: Settings, procfile: Path = PROJECT_ROOT / "Procf
         if polling and index > 0:
             env["TELEGRAM_RECEIVE"] = "false"  # one reader per bot; the first gateway polls
         add(f"gateway{index + 1}", env, commands["gateway"])
+    if "mail" in commands:
+        lines.append(f"mail: {commands['mail']}")  # one local mail sink serves every replica
     return "\n".join(lines) + "\n"
 
 

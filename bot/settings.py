@@ -60,9 +60,29 @@ class Settings(BaseSettings):
     # Web sites that may embed the chat widget (cross-origin calls to /api/web/...): comma-separated
     # origins such as "https://shop.example,https://www.shop.example"; "*" allows any site.
     widget_allowed_origins: str = "*"
-    # Failed order verifications allowed per conversation (and per order number) per hour.
+    # Proving a chat is the customer's (bot/crm/proof.py). An order number with its e-mail or phone
+    # shows that order; listing orders, cancelling, refunds and tickets need a one-time code e-mailed
+    # to the customer, and so does any proof once an e-mail, phone or order number has had
+    # verification_max_failures failed tries in the window. A chat, or a client address, with that
+    # many (per address: verification_max_failures_per_address) is paused for the rest of the window:
+    # strangers cannot lock a customer out. A proof lasts verification_valid_hours.
     verification_max_failures: int = 5
+    verification_max_failures_per_address: int = 20
     verification_window_minutes: int = 60
+    verification_valid_hours: float = 24.0
+    one_time_code_minutes: int = 10
+    one_time_code_tries: int = 3
+    one_time_codes_per_hour: int = 5
+    # The mail server codes are sent through. `make run` starts a local sink on 127.0.0.1:8025 that
+    # keeps every mail as a file in var/mail/ (bot/mailsink.py).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "Kefu support <support@kefu.example>"
+    mail_sink_dir: str = str(PROJECT_ROOT / "var" / "mail")
 
     # Knowledge-base answers (scores are the hybrid search score; see knowledge_base/index.py).
     # At or above kb_answer_score the best article is the answer; between kb_suggest_score and it,

@@ -16,7 +16,7 @@ from bot.settings import Settings
 from tests.support.services import postgres_database
 
 # Fixtures several test folders share (the seeded knowledge-base database).
-pytest_plugins = ["tests.support.knowledge"]
+pytest_plugins = ["tests.support.knowledge", "tests.support.mail"]
 
 
 def sqlite_settings(path: Path) -> Settings:

@@ -33,7 +33,7 @@ def test_one_of_each_keeps_the_projects_procfile() -> None:
 
 def test_the_replicas_procfile_starts_every_configured_process_on_its_own_port() -> None:
     lines = dict(line.split(": ", 1) for line in replicas_procfile(settings(**TWO)).splitlines())
-    assert sorted(lines) == ["actions1", "actions2", "gateway1", "gateway2", "rasa1", "rasa2"]
+    assert sorted(lines) == ["actions1", "actions2", "gateway1", "gateway2", "mail", "rasa1", "rasa2"]
 
     def exported(name: str) -> dict[str, str]:
         first = lines[name].split(";", 1)[0]

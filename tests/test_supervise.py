@@ -20,7 +20,7 @@ def _read(path: Path) -> configparser.RawConfigParser:
 def test_every_procfile_process_and_the_watchdog_are_supervised_with_their_own_logs(tmp_path: Path) -> None:
     conf = _read(write_config(PROJECT_ROOT / "Procfile", tmp_path / "run", tmp_path / "log"))
     programs = sorted(s.removeprefix("program:") for s in conf.sections() if s.startswith("program:"))
-    assert programs == ["actions", "gateway", "rasa", "watchdog"]
+    assert programs == ["actions", "gateway", "mail", "rasa", "watchdog"]
     for name in programs:
         section = conf[f"program:{name}"]
         assert section["autorestart"] == "true" and section["stopasgroup"] == "true"

@@ -329,8 +329,11 @@ async def _answer_saved_first(session: Session, rasa: RasaClient, accepted: Acce
     return answered
 
 
-async def ask_bot(rasa: RasaClient, accepted: Accepted, text: str) -> list[BotReply]:
-    """Rasa's replies to `text` in the accepted message's conversation.
+async def ask_bot(
+    rasa: RasaClient, accepted: Accepted, text: str, address: str | None = None
+) -> list[BotReply]:
+    """Rasa's replies to `text` in the accepted message's conversation; `address` is the client's, for
+    the action server's counts of failed proofs (bot/crm/proof.py).
 
     Everything sent to Rasa goes through here, so the intent guard is never skipped: a message that
     Rasa would read as "/intent{...}" is passed on only when it is a button the bot offered.
@@ -347,6 +350,8 @@ async def ask_bot(rasa: RasaClient, accepted: Accepted, text: str) -> list[BotRe
         "conversation_id": accepted.conversation.id,
         "message_id": accepted.inbound.id,
     }
+    if address:
+        metadata["address"] = address
     if guard.looks_like_intent(text):
         # Rasa reads "/intent{...}" as an intent with entities: only a click on a button the bot
         # offered may send one. The pipeline's session has no transaction open here.
@@ -382,11 +387,13 @@ async def handle_message(
     text: str,
     channel_message_id: str | None = None,
     bot_text: str | None = None,
+    address: str | None = None,
 ) -> Handled:
     """Store a customer's message, then let the bot answer it (or leave it for a person).
 
     `text` is what the customer sent, as stored and shown to agents; `bot_text`, when given, is what
-    Rasa gets instead (a Telegram command such as /start becomes the greeting intent).
+    Rasa gets instead (a Telegram command such as /start becomes the greeting intent). `address` is
+    the client's address, where the channel has one (the web widget).
     """
     try:
         accepted = await run_in_threadpool(
@@ -418,7 +425,7 @@ async def handle_message(
     # No transaction is open here: the database is never locked while Rasa thinks.
     late = await _answer_saved_first(session, rasa, accepted)
     try:
-        replies = await ask_bot(rasa, accepted, bot_text or text)
+        replies = await ask_bot(rasa, accepted, bot_text or text, address)
     except Exception as exc:
         if not isinstance(exc, KefuError):
             logger.exception("unexpected error while asking Rasa (conversation %s)", conversation_id)

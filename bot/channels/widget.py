@@ -120,7 +120,15 @@ async def post_message(
         return {"error": too_many_messages(refusal), "retry_after": refusal.retry_after_seconds}
 
     handled = await handle_message(
-        session, settings, rasa, request.app.state.live, CHANNEL, visitor, text, client_message_id
+        session,
+        settings,
+        rasa,
+        request.app.state.live,
+        CHANNEL,
+        visitor,
+        text,
+        client_message_id,
+        address=client_address(request),
     )
     return {
         "conversation_id": handled.conversation_id,

@@ -352,6 +352,10 @@ class Conversation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     verified_at: Mapped[datetime | None]
+    # How the chat proved it is the customer's: "order" (an order number with its e-mail or phone,
+    # which shows that order only) or "code" (a one-time code from the customer's mailbox, which
+    # opens everything: all orders, cancelling, refunds, tickets). Both expire (bot/crm/proof.py).
+    proof: Mapped[str | None] = mapped_column(String(8))
     closed_at: Mapped[datetime | None]
 
     customer: Mapped[Customer | None] = relationship()
@@ -431,19 +435,45 @@ class Handoff(Base):
 
 
 class VerificationAttempt(Base):
-    """One try at proving an order is the customer's; failures are rate-limited."""
+    """One try at proving an order is the customer's; failures are counted per chat, order number,
+    contact given and client address (bot/crm/proof.py)."""
 
     __tablename__ = "verification_attempts"
     __table_args__ = (
         Index("ix_verification_conversation_time", "conversation_id", "created_at"),
         Index("ix_verification_order_time", "order_number", "created_at"),
+        Index("ix_verification_contact_time", "contact_key", "created_at"),
+        Index("ix_verification_address_time", "address", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     order_number: Mapped[str] = mapped_column(String(32))
     succeeded: Mapped[bool]
+    # A keyed hash of the e-mail or phone digits given (never the contact itself), and the client's
+    # address as the gateway saw it (None on Telegram, where the chat id is Telegram's).
+    contact_key: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OneTimeCode(Base):
+    """A code e-mailed to a customer to prove a chat is theirs: 6 digits, stored hashed, a few
+    minutes long, a few tries, used once."""
+
+    __tablename__ = "one_time_codes"
+    __table_args__ = (Index("ix_one_time_codes_customer_time", "customer_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    tries: Mapped[int] = mapped_column(default=0)
+    used_at: Mapped[datetime | None]
 
 
 class Ticket(Base):

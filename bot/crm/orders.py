@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.crm.audit import audit
@@ -114,32 +114,6 @@ def conversation_by_sender(session: Session, sender_id: str) -> Conversation | N
     return session.scalars(select(Conversation).where(Conversation.sender_id == sender_id)).first()
 
 
-def record_verification(
-    session: Session, conversation: Conversation, order_number: str, succeeded: bool
-) -> None:
-    session.add(
-        VerificationAttempt(conversation_id=conversation.id, order_number=order_number, succeeded=succeeded)
-    )
-    session.flush()
-
-
-def recent_failures(
-    session: Session, conversation: Conversation, order_number: str | None, window: timedelta
-) -> int:
-    """Failed verifications in the window for this conversation or this order number, the larger."""
-    since: datetime = utcnow() - window
-    base = (
-        select(func.count())
-        .select_from(VerificationAttempt)
-        .where(VerificationAttempt.succeeded.is_(False), VerificationAttempt.created_at >= since)
-    )
-    by_conversation = session.scalar(base.where(VerificationAttempt.conversation_id == conversation.id)) or 0
-    by_order = 0
-    if order_number:
-        by_order = session.scalar(base.where(VerificationAttempt.order_number == order_number)) or 0
-    return max(by_conversation, by_order)
-
-
 def recently_proven(session: Session, conversation: Conversation, reference: str, window: timedelta) -> bool:
     """Whether this conversation proved `reference` (an order number or a ticket reference) in the window.
 
@@ -158,11 +132,21 @@ def recently_proven(session: Session, conversation: Conversation, reference: str
     return proof is not None
 
 
-def link_conversation(session: Session, conversation: Conversation, customer: Customer) -> None:
-    """Mark the conversation as the verified customer's and remember the channel identity."""
+def link_conversation(
+    session: Session, conversation: Conversation, customer: Customer, proof: str = "order"
+) -> None:
+    """Mark the conversation as the verified customer's and remember the channel identity.
+
+    `proof` is how it was proved ("order" or "code", see bot/crm/proof.py); a chat that proved with a
+    code keeps that when it later proves an order of the same customer."""
     if conversation.customer_id == customer.id:
+        if proof == "code" or conversation.proof is None:
+            conversation.proof = proof
+        conversation.verified_at = utcnow()
+        session.flush()
         return
     conversation.customer_id = customer.id
+    conversation.proof = proof
     conversation.verified_at = utcnow()
     identity = session.scalars(
         select(CustomerIdentity).where(

@@ -31,7 +31,7 @@ from bot.crm.models import (
     TicketStatus,
     ValueTier,
 )
-from tests.support.chats import track, web_conversation
+from tests.support.chats import prove_by_code, track, web_conversation
 from tests.support.trackers import make_tracker
 
 DOMAIN: dict[str, Any] = {
@@ -92,7 +92,7 @@ async def test_a_verified_chat_is_not_asked_for_contact_and_cannot_name_someone_
     crm: sessionmaker[Session],
 ) -> None:
     conversation = web_conversation(crm)
-    await track(conversation, "100001", "ana.souza@example.com")  # proves Ana
+    prove_by_code(crm, conversation, "ana.souza@example.com")
     form = ValidateComplaintForm()
     slots = await form.required_slots(list(SLOTS), CollectingDispatcher(), tracker(conversation), DOMAIN)
     assert "contact" not in slots
@@ -366,8 +366,9 @@ async def test_a_vip_customers_complaint_goes_to_a_person(crm: sessionmaker[Sess
         assert vip is not None
         order = session.scalars(select(Order).where(Order.customer_id == vip.id)).first()
         assert order is not None
-        session.get_one(Conversation, conversation.id).customer_id = vip.id
         number = order.number
+        vip_email = vip.email
+    prove_by_code(crm, conversation, vip_email)
     text, _ = await submit(
         conversation,
         crm,

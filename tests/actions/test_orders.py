@@ -37,7 +37,8 @@ from bot.crm.models import (
     VerificationAttempt,
     utcnow,
 )
-from tests.support.chats import DOMAIN, track, tracker_for, web_conversation
+from tests.support.chats import DOMAIN, enter_code, prove_by_code, track, tracker_for, web_conversation
+from tests.support.mail import MailSink
 
 
 async def test_owner_gets_status_carrier_tracking_and_date(crm: sessionmaker[Session]) -> None:
@@ -111,40 +112,93 @@ async def test_five_failures_lock_the_conversation_and_are_logged(crm: sessionma
         )
 
 
-async def test_failures_on_one_order_number_lock_it_across_conversations(crm: sessionmaker[Session]) -> None:
+async def test_guesses_at_one_order_cost_its_owner_a_code_not_a_lock_out(
+    crm: sessionmaker[Session], mail_sink: MailSink
+) -> None:
     for i in range(5):
         await track(web_conversation(crm, f"attacker-{i}"), "100002", f"x{i}@example.com")
-    _, text = await track(web_conversation(crm, "real-owner"), "100002", "ana.souza@example.com")
-    assert text == LOCKED_OUT
+    owner = web_conversation(crm, "real-owner")
+    events, text = await track(owner, "100002", "ana.souza@example.com")
+    assert text != LOCKED_OUT
+    assert "e-mailed a 6-digit code to a•••@example.com" in text and "delivered" not in text
+    assert [str(mail["To"]) for mail in mail_sink.mails()] == ["ana.souza@example.com"]
+    said, _ = await enter_code(owner, mail_sink, events)
+    assert "#100002" in said and "delivered" in said
 
 
-async def test_verified_conversation_needs_only_the_number(crm: sessionmaker[Session]) -> None:
+async def test_an_order_proof_shows_that_order_only(crm: sessionmaker[Session]) -> None:
     conversation = web_conversation(crm)
     await track(conversation, "100001", "ana.souza@example.com")
+    # The same order again needs nothing more ("and now?") ...
+    slots = await ValidateOrderForm().required_slots(
+        ["order_number", "contact"],
+        CollectingDispatcher(),
+        tracker_for(conversation, {"order_number": "100001"}),
+        DOMAIN,
+    )
+    assert slots == ["order_number"]
+    # ... but another of her orders needs its own proof: its number alone shows nothing.
+    slots = await ValidateOrderForm().required_slots(
+        ["order_number", "contact"],
+        CollectingDispatcher(),
+        tracker_for(conversation, {"order_number": "100003"}),
+        DOMAIN,
+    )
+    assert slots == ["order_number", "contact"]
+    _, text = await track(conversation, "100003", None)
+    assert text == NOT_FOUND
+
+
+async def test_a_chat_proven_by_code_needs_only_the_number(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)
+    prove_by_code(crm, conversation, "ana.souza@example.com")
     slots = await ValidateOrderForm().required_slots(
         ["order_number", "contact"], CollectingDispatcher(), tracker_for(conversation), DOMAIN
     )
     assert slots == ["order_number"]
     _, text = await track(conversation, "100003", None)
     assert "#100003" in text and "hasn't shipped" in text
-    # Another customer's order stays hidden even from a verified chat, whatever the client sends.
+    # Another customer's order stays hidden even from a proven chat, whatever the client sends.
     _, text = await track(conversation, "100004", None)
     assert text == NOT_FOUND
 
 
-async def test_other_orders_listed_after_verification(crm: sessionmaker[Session]) -> None:
+async def test_other_orders_are_listed_after_the_code(
+    crm: sessionmaker[Session], mail_sink: MailSink
+) -> None:
     conversation = web_conversation(crm)
     dispatcher = CollectingDispatcher()
     events = await ActionListOrders().run(dispatcher, tracker_for(conversation), DOMAIN)
-    assert events == [FollowupAction("order_form")]
+    assert events == [SlotSet("order_purpose", "list"), FollowupAction("order_form")]
 
     await track(conversation, "100001", "ana.souza@example.com")
+    dispatcher = CollectingDispatcher()
+    events = await ActionListOrders().run(dispatcher, tracker_for(conversation), DOMAIN)
+    (message,) = dispatcher.messages
+    assert "e-mailed a 6-digit code" in message["text"] and not message.get("buttons")
+    assert FollowupAction("code_form") in events
+
+    _, _ = await enter_code(conversation, mail_sink, events)
     dispatcher = CollectingDispatcher()
     await ActionListOrders().run(dispatcher, tracker_for(conversation), DOMAIN)
     (message,) = dispatcher.messages
     titles = [b["title"] for b in message["buttons"]]
     assert any("#100001" in t for t in titles) and any("#100003" in t for t in titles)
     assert not any("#100004" in t for t in titles)
+
+
+async def test_without_the_code_nothing_is_cancelled_and_the_owner_is_mailed(
+    crm: sessionmaker[Session], mail_sink: MailSink
+) -> None:
+    conversation = web_conversation(crm)
+    text, events = await request(conversation, "cancel", "100003", "ana.souza@example.com")
+    assert "e-mailed a 6-digit code to a•••@example.com" in text and "Shall I cancel" not in text
+    assert not any(e.get("name") == "pending_cancel" and e.get("value") for e in events)
+    (mail,) = mail_sink.mails("ana.souza@example.com")
+    assert "Your code" in str(mail["Subject"])
+    # A "yes" sent by a client that skipped the code cancels nothing either.
+    assert "couldn't find" in await confirm(conversation, "affirm", "100003")
+    assert order_status(crm, "100003") is OrderStatus.PROCESSING
 
 
 async def test_ask_order_number_offers_recent_orders_once_verified(crm: sessionmaker[Session]) -> None:
@@ -155,10 +209,15 @@ async def test_ask_order_number_offers_recent_orders_once_verified(crm: sessionm
     # Not verified yet: no orders offered, only the way out for a customer without the number.
     assert [b["title"] for b in dispatcher.messages[0]["buttons"]] == ["I don't know it"]
 
+    # One order proven with its e-mail offers no list of the others; a code does.
     await track(conversation, "100001", "ana.souza@example.com")
     dispatcher = CollectingDispatcher()
     await ActionAskOrderNumber().run(dispatcher, tracker_for(conversation), DOMAIN)
-    assert dispatcher.messages[0]["buttons"]
+    assert not any("#100003" in b["title"] for b in dispatcher.messages[0]["buttons"])
+    prove_by_code(crm, conversation, "ana.souza@example.com")
+    dispatcher = CollectingDispatcher()
+    await ActionAskOrderNumber().run(dispatcher, tracker_for(conversation), DOMAIN)
+    assert any("#100003" in b["title"] for b in dispatcher.messages[0]["buttons"])
 
 
 @pytest.mark.parametrize(
@@ -275,12 +334,18 @@ async def test_request_human_puts_the_chat_in_the_queue(crm: sessionmaker[Sessio
 
 
 async def request(
-    conversation: Conversation, purpose: str, number: str, contact: str
+    conversation: Conversation, purpose: str, number: str, contact: str, sink: MailSink | None = None
 ) -> tuple[str, list[Any]]:
+    """The order form's end for `purpose`; with `sink`, the one-time code it asks for is typed in from
+    the mail, and what the customer gets after it is returned."""
     dispatcher = CollectingDispatcher()
     slots = {"order_number": number, "contact": contact, "order_purpose": purpose}
     events = await ActionOrderRequest().run(dispatcher, tracker_for(conversation, slots), DOMAIN)
-    return "\n".join(m.get("text") or "" for m in dispatcher.messages), events
+    text = "\n".join(m.get("text") or "" for m in dispatcher.messages)
+    if sink is None:
+        return text, events
+    assert "e-mailed a 6-digit code" in text, text
+    return await enter_code(conversation, sink, events)
 
 
 async def confirm(conversation: Conversation, intent: str, number: str) -> str:
@@ -296,9 +361,11 @@ def order_status(crm: sessionmaker[Session], number: str) -> OrderStatus:
         return session.scalars(select(Order.status).where(Order.number == number)).one()
 
 
-async def test_an_order_not_yet_shipped_is_cancelled_after_a_yes(crm: sessionmaker[Session]) -> None:
+async def test_an_order_not_yet_shipped_is_cancelled_after_a_yes(
+    crm: sessionmaker[Session], mail_sink: MailSink
+) -> None:
     conversation = web_conversation(crm)
-    text, events = await request(conversation, "cancel", "100003", "ana.souza@example.com")
+    text, events = await request(conversation, "cancel", "100003", "ana.souza@example.com", mail_sink)
     assert "Shall I cancel it?" in text and SlotSet("pending_cancel", "100003") in events
     assert order_status(crm, "100003") is OrderStatus.PROCESSING  # nothing happens before the yes
     assert "stays as it is" in await confirm(conversation, "deny", "100003")
@@ -318,15 +385,17 @@ async def test_an_order_not_yet_shipped_is_cancelled_after_a_yes(crm: sessionmak
     ],
 )
 async def test_an_order_that_left_cannot_be_cancelled_and_the_reply_says_what_to_do(
-    crm: sessionmaker[Session], number: str, contact: str, says: str
+    crm: sessionmaker[Session], mail_sink: MailSink, number: str, contact: str, says: str
 ) -> None:
-    text, events = await request(web_conversation(crm), "cancel", number, contact)
+    text, events = await request(web_conversation(crm), "cancel", number, contact, mail_sink)
     assert says in text and not any(e.get("name") == "pending_cancel" and e.get("value") for e in events)
 
 
-async def test_a_refund_inside_the_window_opens_one_ticket(crm: sessionmaker[Session]) -> None:
+async def test_a_refund_inside_the_window_opens_one_ticket(
+    crm: sessionmaker[Session], mail_sink: MailSink
+) -> None:
     conversation = web_conversation(crm)
-    text, _ = await request(conversation, "refund", "100008", "mei.chen@example.com")
+    text, _ = await request(conversation, "refund", "100008", "mei.chen@example.com", mail_sink)
     with crm() as session:
         refund = session.scalars(select(Ticket).where(Ticket.kind == "refund")).one()
         assert refund.reference in text and "send the items back by" in text
@@ -336,11 +405,13 @@ async def test_a_refund_inside_the_window_opens_one_ticket(crm: sessionmaker[Ses
         assert len(session.scalars(select(Ticket).where(Ticket.kind == "refund")).all()) == 1
 
 
-async def test_a_refund_outside_the_window_explains_the_policy(crm: sessionmaker[Session]) -> None:
+async def test_a_refund_outside_the_window_explains_the_policy(
+    crm: sessionmaker[Session], mail_sink: MailSink
+) -> None:
     with crm.begin() as session:
         order = session.scalars(select(Order).where(Order.number == "100002")).one()
         order.shipments[-1].delivered_at = utcnow() - timedelta(days=45)
-    text, _ = await request(web_conversation(crm), "refund", "100002", "ana.souza@example.com")
+    text, _ = await request(web_conversation(crm), "refund", "100002", "ana.souza@example.com", mail_sink)
     assert "within 30 days of delivery" in text and "2-year legal guarantee" in text
     with crm() as session:
         assert session.scalars(select(Ticket).where(Ticket.kind == "refund")).all() == []
@@ -355,9 +426,9 @@ async def test_a_refund_outside_the_window_explains_the_policy(crm: sessionmaker
     ],
 )
 async def test_refunds_for_orders_not_delivered_point_the_right_way(
-    crm: sessionmaker[Session], number: str, contact: str, says: str
+    crm: sessionmaker[Session], mail_sink: MailSink, number: str, contact: str, says: str
 ) -> None:
-    text, _ = await request(web_conversation(crm), "refund", number, contact)
+    text, _ = await request(web_conversation(crm), "refund", number, contact, mail_sink)
     assert says in text
 
 
@@ -393,8 +464,12 @@ async def test_a_contact_given_before_the_number_is_thanked_and_still_needs_the_
     assert "100001" not in said["text"] and [b["payload"] for b in said["buttons"]] == ["/request_human"]
 
 
-async def test_a_shipped_order_that_cant_be_cancelled_leaves_next_steps(crm: sessionmaker[Session]) -> None:
-    _, events = await request(web_conversation(crm), "cancel", "100005", "jonas.becker@example.com")
+async def test_a_shipped_order_that_cant_be_cancelled_leaves_next_steps(
+    crm: sessionmaker[Session], mail_sink: MailSink
+) -> None:
+    _, events = await request(
+        web_conversation(crm), "cancel", "100005", "jonas.becker@example.com", mail_sink
+    )
     steps = next(e["value"] for e in events if e.get("name") == "next_steps")
     assert "refuse the delivery" in steps and "#100005" in steps
 
@@ -413,3 +488,17 @@ async def test_a_refund_asked_for_something_that_went_wrong_is_a_complaint(
     start = tracker_for(web_conversation(crm), text=text, intent="request_refund")
     events = await ActionStartOrderRequest().run(CollectingDispatcher(), start, DOMAIN)
     assert (FollowupAction("action_start_complaint") in events) is complaint
+
+
+async def test_a_proof_older_than_a_day_is_asked_for_again(crm: sessionmaker[Session]) -> None:
+    conversation = web_conversation(crm)
+    prove_by_code(crm, conversation, "ana.souza@example.com")
+    with crm.begin() as session:
+        session.get_one(Conversation, conversation.id).verified_at = utcnow() - timedelta(hours=25)
+    dispatcher = CollectingDispatcher()
+    events = await ActionListOrders().run(dispatcher, tracker_for(conversation), DOMAIN)
+    assert "look up one of them" in dispatcher.messages[0]["text"]  # not her orders: proof first
+    assert FollowupAction("order_form") in events
+    with crm() as session:
+        chat = session.get_one(Conversation, conversation.id)
+        assert chat.customer_id is None and chat.proof is None

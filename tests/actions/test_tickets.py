@@ -19,7 +19,8 @@ from actions.tickets import (
     ValidateTicketForm,
 )
 from bot.crm.models import Conversation, Ticket, TicketStatus, utcnow
-from tests.support.chats import track, web_conversation
+from tests.support.chats import enter_code, prove_by_code, web_conversation
+from tests.support.mail import MailSink
 from tests.support.trackers import make_tracker
 
 DOMAIN: dict[str, Any] = {"forms": {"ticket_form": {"required_slots": ["ticket_reference", "contact"]}}}
@@ -33,22 +34,43 @@ def tracker(conversation: Conversation, **slots: Any) -> Tracker:
     )
 
 
-async def check(conversation: Conversation, **slots: Any) -> tuple[str, list[dict[str, Any]]]:
+async def check(
+    conversation: Conversation, sink: MailSink | None = None, **slots: Any
+) -> tuple[str, list[dict[str, Any]]]:
+    """Ask about a ticket; with `sink`, the one-time code asked for is typed in from the mail and the
+    look-up runs again after it, as the rules do: the text and buttons the customer gets last."""
     dispatcher = CollectingDispatcher()
-    await ActionCheckTicket().run(dispatcher, tracker(conversation, **slots), DOMAIN)
+    events = await ActionCheckTicket().run(dispatcher, tracker(conversation, **slots), DOMAIN)
+    message = dispatcher.messages[0]
+    if sink is None:
+        return message["text"], message.get("buttons") or []
+    assert "e-mailed a 6-digit code" in message["text"], message["text"]
+    assert "resolved" not in message["text"] and "waiting" not in message["text"]
+    _, after = await enter_code(conversation, sink, events)
+    assert FollowupAction("action_check_ticket") in after
+    again = {e["name"]: e["value"] for e in after if e.get("event") == "slot"}
+    dispatcher = CollectingDispatcher()
+    await ActionCheckTicket().run(
+        dispatcher,
+        tracker(conversation, **{k: again.get(k) for k in ("ticket_reference", "ticket_purpose")}),
+        DOMAIN,
+    )
     message = dispatcher.messages[0]
     return message["text"], message.get("buttons") or []
 
 
 async def test_the_owner_sees_the_status_and_can_reopen_a_recent_resolution(
-    crm: sessionmaker[Session],
+    crm: sessionmaker[Session], mail_sink: MailSink
 ) -> None:
     conversation = web_conversation(crm)
-    text, buttons = await check(conversation, ticket_reference="KF-000001", contact="ana.souza@example.com")
+    text, buttons = await check(
+        conversation, mail_sink, ticket_reference="KF-000001", contact="ana.souza@example.com"
+    )
     assert "KF-000001" in text and "was resolved on" in text and "repair kit" in text
     assert buttons[0]["payload"] == '/reopen_ticket{"ticket_reference": "KF-000001"}'
 
-    waiting, _ = await check(conversation, ticket_reference="KF-000002", contact="+44 7700 900123")
+    meis_chat = web_conversation(crm, "visitor-2")
+    waiting, _ = await check(meis_chat, mail_sink, ticket_reference="KF-000002", contact="+44 7700 900123")
     assert "waiting for an answer from you" in waiting and "Last update" in waiting
 
 
@@ -66,7 +88,7 @@ async def test_a_verified_customer_picks_from_their_tickets(crm: sessionmaker[Se
         ["ticket_reference", "contact"], CollectingDispatcher(), tracker(conversation), DOMAIN
     )
     assert unverified == ["ticket_reference", "contact"]
-    await track(conversation, "100002", "ana.souza@example.com")
+    prove_by_code(crm, conversation, "ana.souza@example.com")
     verified = await form.required_slots(
         ["ticket_reference", "contact"], CollectingDispatcher(), tracker(conversation), DOMAIN
     )
@@ -77,7 +99,7 @@ async def test_a_verified_customer_picks_from_their_tickets(crm: sessionmaker[Se
 
 async def test_reopening_works_within_seven_days_only(crm: sessionmaker[Session]) -> None:
     conversation = web_conversation(crm)
-    await track(conversation, "100002", "ana.souza@example.com")
+    prove_by_code(crm, conversation, "ana.souza@example.com")
     dispatcher = CollectingDispatcher()
     await ActionReopenTicket().run(dispatcher, tracker(conversation, ticket_reference="KF-000001"), DOMAIN)
     assert "I've reopened KF-000001" in dispatcher.messages[0]["text"]
@@ -121,33 +143,38 @@ def status_of(crm: sessionmaker[Session], reference: str) -> tuple[TicketStatus,
         return ticket.status, [e.kind for e in ticket.events]
 
 
-async def test_a_ticket_shown_to_its_owner_is_reopened_by_the_button(crm: sessionmaker[Session]) -> None:
-    conversation = web_conversation(crm)  # not linked to a customer: only the e-mail proves the ticket
-    text, buttons = await check(conversation, ticket_reference="KF-000001", contact="ana.souza@example.com")
+async def test_a_ticket_shown_to_its_owner_is_reopened_by_the_button(
+    crm: sessionmaker[Session], mail_sink: MailSink
+) -> None:
+    conversation = web_conversation(crm)
+    text, buttons = await check(
+        conversation, mail_sink, ticket_reference="KF-000001", contact="ana.souza@example.com"
+    )
     assert "was resolved on" in text and buttons[0]["payload"].startswith("/reopen_ticket")
     said, _ = await reopen(conversation, ticket_reference="KF-000001")  # the contact slot was reset
     assert said.startswith("I've reopened KF-000001.") and "reply here" in said
     status, kinds = status_of(crm, "KF-000001")
     assert status is TicketStatus.OPEN and kinds[-1] == "reopened"
-    # The proof was for this ticket only: the chat is not Ana's, so her orders stay locked.
+    # The code from her mailbox proved the chat is Ana's.
     with crm() as session:
-        assert session.get_one(Conversation, conversation.id).customer_id is None
+        assert session.get_one(Conversation, conversation.id).proof == "code"
 
 
 async def test_reopen_right_after_seeing_the_ticket_needs_no_reference(crm: sessionmaker[Session]) -> None:
     conversation = web_conversation(crm)
+    prove_by_code(crm, conversation, "ana.souza@example.com")
     dispatcher = CollectingDispatcher()
     events = await ActionCheckTicket().run(
-        dispatcher,
-        tracker(conversation, ticket_reference="KF-000001", contact="ana.souza@example.com"),
-        DOMAIN,
+        dispatcher, tracker(conversation, ticket_reference="KF-000001"), DOMAIN
     )
     assert SlotSet("last_ticket", "KF-000001") in events
     said, _ = await reopen(conversation, last_ticket="KF-000001")  # "it's not fixed, reopen it"
     assert said.startswith("I've reopened KF-000001.")
 
 
-async def test_reopen_without_proof_asks_for_it_and_then_reopens(crm: sessionmaker[Session]) -> None:
+async def test_reopen_without_proof_asks_for_it_and_then_reopens(
+    crm: sessionmaker[Session], mail_sink: MailSink
+) -> None:
     conversation = web_conversation(crm)
     said, events = await reopen(conversation, ticket_reference="KF-000001")  # "please reopen KF-000001"
     assert NOT_FOUND not in said and "once I know it's yours" in said
@@ -166,19 +193,29 @@ async def test_reopen_without_proof_asks_for_it_and_then_reopens(crm: sessionmak
     )
     assert wrong == NOT_FOUND and status_of(crm, "KF-000001")[0] is TicketStatus.RESOLVED
     done, buttons = await check(
-        conversation, ticket_reference="KF-000001", contact="ana.souza@example.com", ticket_purpose="reopen"
+        conversation,
+        mail_sink,
+        ticket_reference="KF-000001",
+        contact="ana.souza@example.com",
+        ticket_purpose="reopen",
     )
     assert done.startswith("I've reopened KF-000001.") and buttons == []
     assert status_of(crm, "KF-000001")[0] is TicketStatus.OPEN
 
 
-async def test_a_ticket_resolved_too_long_ago_points_to_a_new_one(crm: sessionmaker[Session]) -> None:
+async def test_a_ticket_resolved_too_long_ago_points_to_a_new_one(
+    crm: sessionmaker[Session], mail_sink: MailSink
+) -> None:
     conversation = web_conversation(crm)
     with crm.begin() as session:
         ticket = session.scalars(select(Ticket).where(Ticket.reference == "KF-000001")).one()
         ticket.resolved_at = utcnow() - timedelta(days=8)
     text, buttons = await check(
-        conversation, ticket_reference="KF-000001", contact="+351 912 345 678", ticket_purpose="reopen"
+        conversation,
+        mail_sink,
+        ticket_reference="KF-000001",
+        contact="+351 912 345 678",
+        ticket_purpose="reopen",
     )
     assert "KF-000001 was resolved too long ago to reopen" in text and "open a new ticket" in text
     assert buttons == [{"title": "Report the problem", "payload": "/complaint"}]

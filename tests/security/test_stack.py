@@ -227,7 +227,8 @@ def test_a_verified_customer_clicks_the_bots_buttons_but_cannot_forge_one(stack:
     visitor = f"sec-buttons-{uuid.uuid4().hex[:8]}"
     assert "e-mail" in texts(say(stack, visitor, "where is my order 100001?"))
     assert "#100001" in texts(say(stack, visitor, "ana.souza@example.com"))
-    listing = say(stack, visitor, "and my other orders?")
+    assert "e-mailed a 6-digit code" in texts(say(stack, visitor, "and my other orders?"))
+    listing = say(stack, visitor, stack.latest_code("ana.souza@example.com"))
     click = next(p for p in payloads(listing) if "100003" in p)
     assert "hasn't shipped" in texts(say(stack, visitor, click))
 
@@ -256,22 +257,26 @@ def test_telegram_commands_still_work(stack: Stack, fake: FakeTelegram) -> None:
 # --- the verification limit, through the gateway --------------------------------------------------------
 
 
-def test_order_lookups_pause_after_five_failures_even_for_the_right_email(stack: Stack) -> None:
+def test_five_failures_pause_the_chat_and_the_owner_then_needs_the_code(stack: Stack) -> None:
     visitor = f"sec-guess-{uuid.uuid4().hex[:8]}"
     assert "e-mail" in texts(say(stack, visitor, "where is my order 100007?"))
     answers = [texts(say(stack, visitor, f"guess{n}@example.com")) for n in range(1, 6)]
     assert all("couldn't find an order matching" in a for a in answers[:4])
     assert "paused order look-ups for this chat" in answers[4]
-    # Now not even the owner's e-mail gets an answer, here or in a new chat (the order number is locked).
+    # The guessing chat gets nothing more, not even with the owner's e-mail.
     say(stack, visitor, "100007")
     assert "paused order look-ups" in texts(say(stack, visitor, "order 100007, mei.chen@example.com"))
-    fresh = texts(
-        say(stack, f"sec-guess2-{uuid.uuid4().hex[:8]}", "where is order 100007? mei.chen@example.com")
-    )
-    assert "paused order look-ups" in fresh and "100007, placed" not in fresh
+    # The owner, in her own chat, is not locked out: the right details now need the code from her mail.
+    owner = f"sec-owner-{uuid.uuid4().hex[:8]}"
+    asked = texts(say(stack, owner, "where is order 100007? mei.chen@example.com"))
+    assert "paused" not in asked and "100007, placed" not in asked
+    assert "e-mailed a 6-digit code to m•••@example.com" in asked
+    shown = texts(say(stack, owner, stack.latest_code("mei.chen@example.com")))
+    assert "100007" in shown and "cancelled" in shown
     with sessions(stack)() as session:
         locked = session.scalars(select(AuditLog).where(AuditLog.action == "verification_locked")).all()
         assert any(row.details.get("order_number") == "100007" for row in locked)
+        assert conversation(stack, "web", owner).proof == "code"
 
 
 # --- markup in a knowledge-base article ----------------------------------------------------------------

@@ -17,10 +17,13 @@ A text may name a demo ticket that this run's seed resolved in the last few days
 reopened: `{reopenable.reference}` and `{reopenable.email}` (its customer's e-mail). Each
 conversation that uses them gets its own ticket, of a customer no conversation file mentions.
 
-`crm: {mode: ..., tickets: [{kind, category, severity, priority, contact, desired_outcome, status,
-order, description_contains, count}]}` checks the CRM conversation of this session and the tickets
-linked to it (Ticket.conversation_id), so conversations stay independent of each other. A value may be
-a list (any of), or "!value" (anything but); without `count` at least one ticket must match.
+A `say` text may contain `{code}`: the one-time code in the newest mail the stack's mail sink kept.
+
+`crm: {mode: ..., proof: order|code|None, tickets: [{kind, category, severity, priority, contact,
+desired_outcome, status, order, description_contains, count}]}` checks the CRM conversation of this
+session (how it proved whose it is) and the tickets linked to it (Ticket.conversation_id), so
+conversations stay independent of each other. A value may be a list (any of), or "!value" (anything
+but); without `count` at least one ticket must match.
 
 Every regex is searched case-insensitively in the bot's reply lines joined with newlines. A failure
 shows the whole transcript so far and what was expected.
@@ -112,7 +115,7 @@ def check_conversation(conversation: Any, where: str) -> None:
         if "agent" in turn and turn["agent"] not in ("claim", "reply", "handback", "close"):
             raise ConversationError(f"{name} turn {number}: unknown agent action {turn['agent']!r}")
     crm = conversation.get("crm") or {}
-    unknown = set(crm) - {"tickets", "mode"}
+    unknown = set(crm) - {"tickets", "mode", "proof"}
     if unknown:
         raise ConversationError(f"{name}: unknown crm keys {sorted(unknown)}")
     for ticket in crm.get("tickets", []) or []:
@@ -295,7 +298,11 @@ def play(stack: Stack, conversation: dict[str, Any], session: str) -> Chat:
     conversation = fill_placeholders(stack, conversation)
     for number, turn in enumerate(conversation["turns"], 1):
         if "say" in turn:
-            messages = chat.send(str(turn["say"]))
+            said = str(turn["say"])
+            if "{code}" in said:  # the one-time code the bot has just e-mailed
+                said = said.replace("{code}", stack.latest_code())
+                chat.transcript.append(f"(reads the code in the mail sink: {said})")
+            messages = chat.send(said)
         elif "press" in turn:
             payload = chat.button_payload(turn["press"])
             chat.transcript.append(f"(presses /{turn['press']}/ -> {payload})")
@@ -324,6 +331,8 @@ def check_crm(chat: Chat, crm: dict[str, Any]) -> None:
         problems = []
         if "mode" in crm and conversation.mode.value != crm["mode"]:
             problems.append(f"conversation mode is {conversation.mode.value!r}, expected {crm['mode']!r}")
+        if "proof" in crm and str(conversation.proof) != str(crm["proof"]):
+            problems.append(f"the chat's proof is {conversation.proof!r}, expected {crm['proof']!r}")
         mine = db.scalars(
             select(Ticket).where(Ticket.conversation_id == conversation.id).order_by(Ticket.id)
         ).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +12,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
 from pathlib import Path
 
 import httpx
@@ -58,6 +62,32 @@ class Stack:
     log_dir: Path
     run_dir: Path
 
+    def mails(self, to: str | None = None) -> list[EmailMessage]:
+        """The mails the stack's local mail sink kept (bot/mailsink.py), oldest first; only those to
+        `to` if given."""
+        folder = Path(self.settings.mail_sink_dir)
+        kept = [
+            message_from_bytes(path.read_bytes(), policy=default_policy)
+            for path in sorted(folder.glob("*.eml"))
+        ]
+        mails = [mail for mail in kept if isinstance(mail, EmailMessage)]
+        return [mail for mail in mails if to is None or str(mail["To"]).lower() == to.lower()]
+
+    def latest_code(self, to: str | None = None, timeout: float = 10) -> str:
+        """The one-time code in the newest code mail (to `to`), waiting a little for it to arrive."""
+        deadline = time.monotonic() + timeout
+        while True:
+            codes = [
+                match.group(1)
+                for mail in self.mails(to)
+                if (match := re.search(r"Your code: (\d{6})", str(mail["Subject"])))
+            ]
+            if codes:
+                return codes[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no code mail to {to or 'anyone'} in {self.settings.mail_sink_dir}")
+            time.sleep(0.2)
+
     def log(self) -> str:
         """What supervisord and every process it runs printed, each line after its process's name."""
         parts = [self.log_path.read_text(errors="replace")]
@@ -90,6 +120,10 @@ def stack_settings(workdir: Path) -> Settings:
         rasa_url=f"http://127.0.0.1:{free_port()}",
         action_server_url=f"http://127.0.0.1:{free_port()}",
         rasa_token="e2e-test-token",
+        smtp_port=free_port(),
+        mail_sink_dir=str(workdir / "mail"),
+        # Every conversation of a suite shares the demo customers: the per-hour cap is tested alone.
+        one_time_codes_per_hour=1000,
     )
 
 
@@ -115,6 +149,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
         GATEWAY_REPLICAS=str(settings.gateway_replicas),
         WEB_RATE_PER_MINUTE=str(settings.web_rate_per_minute),
         WEB_RATE_PER_ADDRESS_PER_MINUTE=str(settings.web_rate_per_address_per_minute),
+        SMTP_HOST=settings.smtp_host,
+        SMTP_PORT=str(settings.smtp_port),
+        MAIL_SINK_DIR=settings.mail_sink_dir,
+        ONE_TIME_CODES_PER_HOUR=str(settings.one_time_codes_per_hour),
+        VERIFICATION_MAX_FAILURES_PER_ADDRESS=str(settings.verification_max_failures_per_address),
         RASA_TELEMETRY_ENABLED="false",
         TF_CPP_MIN_LOG_LEVEL="2",
     )
