@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -17,11 +18,11 @@ GOOD = "0123456789abcdef" * 4  # 64 characters, as `openssl rand -hex 32` gives
 PRODUCTION = {"kefu_env": "production", "secret_key": GOOD}
 
 
-def settings(**values: object) -> Settings:
+def settings(**values: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def refusal(**values: object) -> str:
+def refusal(**values: Any) -> str:
     with pytest.raises(ValidationError) as raised:
         settings(**values)
     return str(raised.value)
