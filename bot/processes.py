@@ -75,7 +75,10 @@ def process_env(settings: Settings) -> dict[str, str]:
         "KEFU_GATEWAY_HOST": settings.gateway_host,
         "KEFU_GATEWAY_PORT": str(settings.gateway_port),
         "KEFU_MODEL_DIR": str(PROJECT_ROOT / "models"),
+        # The tokens as the settings resolved them (set, or derived from SECRET_KEY): Rasa's launcher
+        # reads both from its environment, having no access to Kefu's settings in its own Python.
         "RASA_TOKEN": settings.rasa_token,
+        "ACTION_SERVER_TOKEN": settings.action_server_token,
         **tracker_store_env(settings),
         **lock_store_env(settings),
     }

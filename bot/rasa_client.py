@@ -147,12 +147,14 @@ class RasaClient:
         await self._http.aclose()
 
     async def send(self, sender_id: str, text: str, metadata: dict[str, Any]) -> list[BotReply]:
-        """Send a customer's message to Rasa's REST channel and return the bot's replies."""
+        """Send a customer's message to Rasa's REST channel (guarded by the token, like the rest of
+        Rasa: bot/launch/rasa_server.py) and return the bot's replies."""
         where = self.replicas_for(sender_id)[0]
         try:
             where, response = await self._post(
                 sender_id,
                 "/webhooks/rest/webhook",
+                params={"token": self._token},
                 json={"sender": sender_id, "message": text, "metadata": metadata},
             )
         except httpx.TimeoutException as exc:
@@ -279,7 +281,7 @@ class RasaClient:
             return {
                 "ok": False,
                 "model_loaded": False,
-                "detail": "Rasa refused the token: RASA_TOKEN must match the --auth-token Rasa runs with",
+                "detail": "Rasa refused the token: the gateway and Rasa must run with the same RASA_TOKEN",
             }
         return {
             "ok": False,

@@ -9,8 +9,13 @@ from pathlib import Path
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.service_auth import PLACEHOLDER_SECRET as PLACEHOLDER_SECRET  # re-exported for bot.logsafe
+from bot.service_auth import derive, installation_key, secret_problem
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PLACEHOLDER_SECRET = "change-me"
+# Where development keeps its random SECRET_KEY when none is set (made on first use, owner-only).
+INSTALLATION_KEY_FILE = PROJECT_ROOT / "var" / "secret_key"
+KEFU_ENVS = ("development", "production")
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
@@ -19,13 +24,15 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    # "development" (default) or "production"; production refuses placeholder secrets.
+    # "development" (default) or "production" (exactly so); production refuses weak secrets.
     kefu_env: str = "development"
     database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'kefu.db'}"
     # Rasa's conversation trackers (its SQL tracker store). Empty: a SQLite file of its own beside a
     # SQLite CRM, or Rasa's `events` table in the CRM's own database on PostgreSQL.
     tracker_store_url: str = ""
-    secret_key: str = PLACEHOLDER_SECRET
+    # The installation's secret: RASA_TOKEN and ACTION_SERVER_TOKEN are derived from it unless set.
+    # Required in production; in development, unset means a random key kept in var/secret_key.
+    secret_key: str = ""
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
@@ -37,7 +44,10 @@ class Settings(BaseSettings):
     # (a hash of its sender id; the next one if that one refuses connections), and each Rasa
     # calls one action server (Rasa number i uses action server i modulo their number).
     rasa_url: str = "http://127.0.0.1:5005"
-    rasa_token: str = PLACEHOLDER_SECRET
+    # What the gateway shows Rasa (every Rasa route needs it) and what Rasa shows the action server.
+    # Never on a command line: processes get them from the environment. Empty: derived from SECRET_KEY.
+    rasa_token: str = ""
+    action_server_token: str = ""
     action_server_url: str = "http://127.0.0.1:5055"
     rasa_timeout_seconds: float = 10.0
     # A customer message that could not be answered (Rasa, an action server, Redis or the database
@@ -184,13 +194,36 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
-        if self.kefu_env == "production":
-            for name in ("secret_key", "rasa_token"):
-                if getattr(self, name) == PLACEHOLDER_SECRET:
-                    raise ValueError(
-                        f"{name.upper()} is still the placeholder {PLACEHOLDER_SECRET!r}; "
-                        "set a long random value before running with KEFU_ENV=production"
-                    )
+        """KEFU_ENV spelled exactly; every secret present and no placeholder; in production, long.
+
+        A token left unset is derived from SECRET_KEY; one set to a bad value is refused, never replaced.
+        """
+        if self.kefu_env not in KEFU_ENVS:
+            raise ValueError(
+                f"KEFU_ENV is {self.kefu_env!r}; use {' or '.join(map(repr, KEFU_ENVS))} (lower case)"
+            )
+        production = self.kefu_env == "production"
+        if not self.secret_key:
+            if production:
+                raise ValueError(
+                    "SECRET_KEY is not set; KEFU_ENV=production needs one, e.g. from `openssl rand -hex 32`"
+                )
+            self.secret_key = installation_key(INSTALLATION_KEY_FILE)
+        secrets = {"SECRET_KEY": self.secret_key}
+        for name in ("rasa_token", "action_server_token"):
+            if getattr(self, name):
+                secrets[name.upper()] = getattr(self, name)
+            else:
+                setattr(self, name, derive(self.secret_key, name))
+        if self.telegram_bot_token and self.telegram_mode == "webhook":
+            secrets["TELEGRAM_WEBHOOK_SECRET"] = self.telegram_webhook_secret
+        for name, value in secrets.items():
+            problem = secret_problem(name, value, production)
+            if problem:
+                where = "KEFU_ENV=production" if production else "Kefu"
+                raise ValueError(
+                    f"{problem}; {where} refuses it: use a long random value (openssl rand -hex 32)"
+                )
         return self
 
     def trigger_on(self, reason: str) -> bool:

@@ -134,6 +134,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         DATABASE_URL=settings.database_url,
         TRACKER_STORE_URL=settings.tracker_store_url,
         RASA_URL=settings.rasa_url,
+        SECRET_KEY=settings.secret_key,
         RASA_TOKEN=settings.rasa_token,
         ACTION_SERVER_URL=settings.action_server_url,
         GATEWAY_PORT=str(settings.gateway_port),
