@@ -138,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimit,
         max_bytes=settings.max_request_body_bytes,
         smaller=[(widget.router.prefix + "/", widget.MAX_BODY_BYTES)],
+        login_first=[r.prefix for r in (console.router, kb.router, tickets.router, dashboard.router)],
     )
     # Outside the body limit and the history limit, so that their 413 and 429 get CORS headers too.
     app.add_middleware(

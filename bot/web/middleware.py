@@ -18,7 +18,7 @@ class RequestBodyTooLarge(HTTPException):
     """Raised from `receive` while a route reads a body over the limit; answered as 413 JSON."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than {limit} bytes, the limit here")
+        super().__init__(413, f"the request body is too large; the limit is {limit} bytes")
         self.limit = limit
 
 
@@ -31,8 +31,15 @@ class BodyLimit:
     request, whatever body it carries; the body is never read.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, smaller: Sequence[tuple[str, int]] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        smaller: Sequence[tuple[str, int]] = (),
+        login_first: Sequence[str] = (),
+    ) -> None:
         self.app = app
+        self.login_first = tuple(login_first)
         self.max_bytes = max_bytes
         self.smaller = list(smaller)
 
@@ -50,6 +57,12 @@ class BodyLimit:
         declared = Headers(scope=scope).get("content-length", "")
         received = 0
         started = False
+        if declared.isdigit() and int(declared) > limit and not scope["path"].startswith(self.login_first):
+            # Routes without a login to check first: refused before the app runs at all.
+            await error_response(413, f"the request body is {declared} bytes; the limit is {limit}")(
+                scope, receive, send
+            )
+            return
 
         async def counted_receive() -> Message:
             nonlocal received
