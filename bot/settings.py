@@ -70,6 +70,19 @@ class Settings(BaseSettings):
     # Web sites that may embed the chat widget (cross-origin calls to /api/web/...): comma-separated
     # origins such as "https://shop.example,https://www.shop.example"; "*" allows any site.
     widget_allowed_origins: str = "*"
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated addresses
+    # or networks ("127.0.0.1", "10.0.0.0/8"). Empty (the default): none; the connecting address is the
+    # client's, for rate limits and the audit log alike. "*" believes anyone: never on a public port.
+    trusted_proxies: str = ""
+    # The largest request body any route reads, in bytes (the widget's API has a smaller limit of its
+    # own); a larger one is refused with 413 before it is read.
+    max_request_body_bytes: int = 1024 * 1024
+    # Open /api/web/live sockets one client address may hold at once (0: no limit). Counted per gateway.
+    web_live_sockets_per_address: int = 50
+    # GET /api/web/history per minute per visitor id and per client address (0 switches one off). The
+    # widget reads it on every page load, and every 5 s while its live socket is down.
+    web_history_per_minute: int = 60
+    web_history_per_address_per_minute: int = 600
     # Proving a chat is the customer's (bot/crm/proof.py). An order number with its e-mail or phone
     # shows that order; listing orders, cancelling, refunds and tickets need a one-time code e-mailed
     # to the customer, and so does any proof once an e-mail, phone or order number has had

@@ -9,6 +9,7 @@ push channel's replies are stored queued and its outbox sends them (bot/channels
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.crm.orders import parse_contact
-from bot.errors import Conflict, KefuError
+from bot.errors import BadRequest, Conflict, KefuError
 from bot.live import LiveHub
 from bot.rasa_client import BotReply, RasaClient
 from bot.settings import Settings
@@ -50,6 +51,33 @@ FALLBACK_TEXT = (
     "Sorry, I can't answer right now. Your message is saved: I'll answer it here as soon as I can, "
     "or a person from our team will."
 )
+# Characters no person types and no database should store: a lone UTF-16 surrogate (half of a
+# pair; it cannot even be encoded as UTF-8), control characters other than tab and line breaks
+# (NUL, ESC and the like, which can rewrite an agent's terminal), and Unicode's non-characters.
+_INVALID_CHARACTER = re.compile(
+    "[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff]"
+    + "".join(f"|{chr(plane << 16 | 0xFFFE)}|{chr(plane << 16 | 0xFFFF)}" for plane in range(1, 17))
+)
+
+
+def invalid_character(text: str) -> str | None:
+    """Why `text` cannot be stored as written (naming the first bad character), or None when it can."""
+    found = _INVALID_CHARACTER.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    kind = "a lone surrogate" if 0xD800 <= code <= 0xDFFF else "a character that is not text"
+    return f"{kind} (U+{code:04X}) at position {found.start()}"
+
+
+def check_customer_text(text: str) -> str:
+    """Refuse a message that is not text (400): it is not a customer message, so nothing of it is stored."""
+    problem = invalid_character(text)
+    if problem is not None:
+        raise BadRequest(f"text contains {problem}; remove it and send again")
+    return text
+
+
 # Only for a queued chat with no hand-over record (an old row): no estimate, so no promise of one.
 WAITING_FOR_AGENT_TEXT = "Your message is saved, and a person from our team will answer you here."
 
@@ -395,6 +423,7 @@ async def handle_message(
     Rasa gets instead (a Telegram command such as /start becomes the greeting intent). `address` is
     the client's address, where the channel has one (the web widget).
     """
+    check_customer_text(text)
     try:
         accepted = await run_in_threadpool(
             accept, session, settings, channel, external_id, text, channel_message_id

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,10 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_TOO_MANY = 4429
 # One look at the database sends at most this many messages; the next look sends the rest.
 BATCH_LIMIT = 500
+# Standard close codes (RFC 6455) for what a client sends: a binary frame, where only JSON text is
+# understood (1003), and text that is not a JSON object (1007).
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_INVALID_PAYLOAD = 1007
 
 router = APIRouter(prefix="/api/web", tags=["web channel"])
 
@@ -65,6 +70,33 @@ def messages_after(factory: sessionmaker[Session], visitor: str, after: int) -> 
             .limit(BATCH_LIMIT)
         )
         return Found(conversation.id, [message_json(message) for message in rows])
+
+
+class BadFrame(Exception):
+    """A client sent a frame the socket does not understand; it is closed with `code`."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+async def receive_text_frame(websocket: WebSocket) -> str:
+    """The next text frame; BadFrame (1003) for a binary one, WebSocketDisconnect when the client left."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is None:
+        raise BadFrame(CLOSE_UNSUPPORTED_DATA, "binary frames are not supported; send JSON text")
+    return str(text)
+
+
+async def close_for(websocket: WebSocket, bad: BadFrame) -> None:
+    """Close the socket over a bad frame, saying why; one warning line, no traceback."""
+    logger.warning("closing a live socket (%s): %s", bad.code, bad.reason)
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await websocket.close(code=bad.code, reason=bad.reason)
 
 
 def parse_after(value: str | None) -> int:
@@ -111,15 +143,23 @@ class LiveVisitor:
         )
 
     async def read_client(self) -> None:
-        """Answer the widget's pings; anything else it sends is ignored."""
-        while True:
-            raw = await self.websocket.receive_text()
-            try:
-                frame = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(frame, dict) and frame.get("type") == "ping":
-                await self.send({"type": "pong"})
+        """Answer the widget's pings; other JSON objects are ignored; anything else closes the socket."""
+        try:
+            while True:
+                raw = await receive_text_frame(self.websocket)
+                try:
+                    frame = json.loads(raw)
+                except ValueError:
+                    frame = None
+                if not isinstance(frame, dict):
+                    raise BadFrame(
+                        CLOSE_INVALID_PAYLOAD, 'frames must be JSON objects, e.g. {"type": "ping"}'
+                    )
+                if frame.get("type") == "ping":
+                    await self.send({"type": "pong"})
+        except BadFrame as bad:
+            async with self._send_lock:
+                await close_for(self.websocket, bad)
 
 
 async def _wait_for_wake_up(events: asyncio.Queue[dict[str, Any]], me: LiveVisitor) -> None:
@@ -162,7 +202,35 @@ async def live(websocket: WebSocket) -> None:
             reason=f"too many connections; try again in {refusal.retry_after_seconds} seconds",
         )
         return
+    open_sockets = open_sockets_of(websocket.app)
+    most = websocket.app.state.settings.web_live_sockets_per_address
+    if address is not None and most > 0 and open_sockets[address] >= most:
+        # The rate limit counts new sockets; this bounds the ones kept open (each holds memory and
+        # a look at the database every few seconds). The widget falls back to polling.
+        await websocket.close(
+            code=CLOSE_TOO_MANY, reason=f"too many open chats from your address (limit {most})"
+        )
+        return
+    if address is not None:
+        open_sockets[address] += 1
+    try:
+        await _serve(websocket, visitor, after)
+    finally:
+        if address is not None:
+            open_sockets[address] -= 1
+            if open_sockets[address] <= 0:
+                del open_sockets[address]
 
+
+def open_sockets_of(app: Any) -> Counter[str]:
+    """How many live sockets each client address holds open on this gateway."""
+    counts: Counter[str] | None = getattr(app.state, "open_live_sockets", None)
+    if counts is None:
+        counts = app.state.open_live_sockets = Counter()
+    return counts
+
+
+async def _serve(websocket: WebSocket, visitor: str, after: int) -> None:
     me = LiveVisitor(websocket, visitor, after)
     hub: LiveHub = websocket.app.state.live
     events = hub.subscribe()

@@ -223,6 +223,21 @@ class WebRateLimits:
 
 def web_rate_limits(settings: Settings, prefix: str | None = None) -> WebRateLimits:
     """The limits the settings ask for, counted in Redis when REDIS_URL is set, else in memory."""
+    return WebRateLimits(
+        _backend(settings, prefix), settings.web_rate_per_minute, settings.web_rate_per_address_per_minute
+    )
+
+
+def history_rate_limits(settings: Settings, prefix: str | None = None) -> WebRateLimits:
+    """The limits on reading a chat's history (GET /api/web/history), counted like the others."""
+    return WebRateLimits(
+        _backend(settings, prefix),
+        settings.web_history_per_minute,
+        settings.web_history_per_address_per_minute,
+    )
+
+
+def _backend(settings: Settings, prefix: str | None) -> Backend:
     backend: Backend
     if settings.redis_url:
         backend = RedisBackend(
@@ -230,4 +245,4 @@ def web_rate_limits(settings: Settings, prefix: str | None = None) -> WebRateLim
         )
     else:
         backend = MemoryBackend(window=WINDOW_SECONDS)
-    return WebRateLimits(backend, settings.web_rate_per_minute, settings.web_rate_per_address_per_minute)
+    return backend

@@ -11,7 +11,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from bot.cli.common import CliError, Commands, database
+from bot.cli.common import CliError, Commands, database, shown
 from bot.crm.audit import audit
 from bot.crm.models import Agent, AgentRole, AgentSession
 from bot.settings import Settings
@@ -70,8 +70,8 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
         rows = [
             (
                 str(agent.id),
-                agent.name,
-                agent.email,
+                shown(agent.name),
+                shown(agent.email),
                 agent.role.value,
                 "yes" if agent.active else "no",
                 f"{agent.last_seen_at:%Y-%m-%d %H:%M} UTC" if agent.last_seen_at else "never",

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.cli.common import Commands, transaction
+from bot.cli.common import Commands, shown, transaction
 from bot.crm.models import Agent, ArticleStatus
 from bot.errors import NotFound
 from bot.settings import Settings
@@ -117,7 +117,8 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
         articles = curation.list_articles(session, status)
         for article in articles:
             title = curation.latest(session, article).title
-            print(f"{article.slug:<40} {article.status.value:<10} v{article.latest_version:<3} {title}")
+            slug, status = shown(article.slug), article.status.value
+            print(f"{slug:<40} {status:<10} v{article.latest_version:<3} {shown(title)}")
         print(f"{len(articles)} article(s).")
     return 0
 
@@ -127,11 +128,14 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
         article = curation.get_article(session, args.slug)
         version = curation.get_version(session, article, args.version or article.latest_version)
         print(
-            f"{article.slug} · article {article.status.value} · "
+            f"{shown(article.slug)} · article {article.status.value} · "
             f"version {version.number} ({version.status.value})"
         )
-        print(f"Title: {version.title}\nTags: {', '.join(version.tags or [])}\n")
-        print(f"Problem:\n{version.problem}\n\nSolution:\n{version.solution}")
+        print(f"Title: {shown(version.title)}\nTags: {shown(', '.join(version.tags or []))}\n")
+        print(
+            f"Problem:\n{shown(version.problem, one_line=False)}\n\n"
+            f"Solution:\n{shown(version.solution, one_line=False)}"
+        )
     return 0
 
 
@@ -171,8 +175,7 @@ def _gaps(args: argparse.Namespace, settings: Settings) -> int:
         found = gaps.clusters(session)
         for cluster in found:
             view = cluster.view()
-            print(
-                f"#{view['id']:<6} {view['count']:>4}x  last {view['last_seen'][:16]}  {view['examples'][0]}"
-            )
+            example = shown(view["examples"][0])
+            print(f"#{view['id']:<6} {view['count']:>4}x  last {view['last_seen'][:16]}  {example}")
         print(f"{len(found)} group(s) of unanswered questions.")
     return 0

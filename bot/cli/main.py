@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bot.cli import agents, customers, db, kb, tickets
 from bot.cli.common import CliError, Handler
-from bot.crm.db import redact_database_url
+from bot.crm.db import keep_sqlite_file_private, redact_database_url
 from bot.errors import KefuError
 from bot.settings import get_settings
 
@@ -28,6 +28,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handler: Handler = args.handler
     url = redact_database_url(settings.database_url)
+    try:
+        # Any command may create the SQLite file (`kefu db upgrade` first of all): private from the start.
+        keep_sqlite_file_private(settings.database_url)
+    except OSError as error:
+        print(f"kefu: cannot use the database at {url}: {error}", file=sys.stderr)
+        return 1
     try:
         return handler(args, settings)
     except CliError as error:

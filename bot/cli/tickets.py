@@ -8,7 +8,7 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.cli.common import Commands, transaction
+from bot.cli.common import Commands, shown, transaction
 from bot.crm import sla, tickets
 from bot.crm.models import Ticket, TicketStatus, utcnow
 from bot.crm.priority import PRIORITY_ORDER
@@ -61,7 +61,9 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
         rank = {p: i for i, p in enumerate(reversed(PRIORITY_ORDER))}
         for t in sorted(found, key=lambda t: (rank[t.priority], t.created_at)):
             due = f"{t.sla_resolution_due:%Y-%m-%d %H:%M}" if t.sla_resolution_due else "-"
-            print(f"{t.reference}  {t.priority.value:<7} {t.status.value:<16} due {due} UTC  {t.subject}")
+            print(
+                f"{t.reference}  {t.priority.value:<7} {t.status.value:<16} due {due} UTC  {shown(t.subject)}"
+            )
         if not found:
             print("no tickets")
     return 0
@@ -69,7 +71,9 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
     with transaction(settings) as session:
-        print(json.dumps(ticket_detail(_find(session, args.reference)), indent=2, ensure_ascii=False))
+        # JSON escapes C0 controls but not C1 ones (0x9B is a terminal's CSI), nor bidi overrides.
+        detail = json.dumps(ticket_detail(_find(session, args.reference)), indent=2, ensure_ascii=False)
+        print(shown(detail, one_line=False))
     return 0
 
 

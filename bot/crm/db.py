@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -39,22 +41,58 @@ def redact_database_url(url: str) -> str:
         return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases and for an in-memory SQLite."""
+    parsed = make_url(normalise_database_url(url))
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def keep_sqlite_file_private(url: str) -> None:
+    """Make a SQLite database's directory (0700, when it is new) and file (0600) readable by us alone.
+
+    The file holds customers' messages, e-mail addresses and the agents' password hashes. SQLite
+    creates its -wal and -shm files with the database file's permissions, so those follow.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return
+    missing = [parent for parent in (path.parent, *path.parent.parents) if not parent.exists()]
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for created in missing:
+        created.chmod(0o700)  # mkdir's mode is cut by the umask; only the directories we made
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    elif stat.S_IMODE(path.stat().st_mode) & 0o077:
+        path.chmod(0o600)
+
+
 def make_engine(settings: Settings) -> Engine:
     """Build an engine; SQLite files get WAL mode so readers never block the writer."""
     url = normalise_database_url(settings.database_url)
     if settings.is_sqlite:
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        keep_sqlite_file_private(url)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # The pysqlite driver begins transactions itself, only before INSERT/UPDATE/DELETE, and
+            # ignores SAVEPOINT: a `begin_nested()` block's RELEASE then committed everything before
+            # it. Turned off here; `_begin` below emits BEGIN (SQLAlchemy's pysqlite recipe).
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA busy_timeout=30000")
             use_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            # IMMEDIATE takes the write lock up front (waiting for it up to the busy timeout). A plain
+            # BEGIN would read first and ask for the lock at the first write; if another connection
+            # wrote in between, SQLite refuses at once ("database is locked"), whatever the timeout.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

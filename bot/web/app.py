@@ -14,47 +14,26 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bot.channels import widget, widget_live
 from bot.channels.telegram import channel as telegram_channel
 from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.widget_ratelimit import history_rate_limits
 from bot.crm.db import database_ok, make_engine, make_sessionmaker
-from bot.errors import error_response, register_error_handlers
+from bot.errors import register_error_handlers
 from bot.live import LiveHub
 from bot.logsafe import install as redact_secrets_in_logs
 from bot.rasa_client import HEALTH_TIMEOUT_SECONDS, RasaClient
 from bot.scheduler import Scheduler
 from bot.settings import Settings, get_settings
+from bot.web.middleware import BodyLimit, HistoryRateLimit, PageSecurityHeaders
 from bot.web.routes import auth, console, dashboard, kb, pages, tickets
 from knowledge_base import embedding
 from knowledge_base.live import LiveIndex
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-
-
-class DeclaredBodyLimit:
-    """Refuse a request whose Content-Length is over the limit, with a JSON error, before reading it.
-
-    The routes' own `max_body_size` still guards bodies sent without a length, but answers in plain text.
-    """
-
-    def __init__(self, app: ASGIApp, path_prefix: str, max_bytes: int) -> None:
-        self.app = app
-        self.path_prefix = path_prefix
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.path_prefix):
-            declared = Headers(scope=scope).get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_bytes:
-                response = error_response(
-                    413, f"the request body is {int(declared)} bytes; the limit is {self.max_bytes}"
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 class PathScopedCORS:
@@ -98,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     live = LiveHub(settings.redis_url, channel=f"{settings.redis_namespace}:live")
     scheduler = Scheduler(sessions, rasa, settings, live)
     telegram = TelegramChannel(settings, sessions, rasa, live) if settings.telegram_bot_token else None
+    history_limits = history_rate_limits(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await live.aclose()
             kb_index.stop()
             await rasa.aclose()
+            await history_limits.aclose()
             engine.dispose()
 
     production = settings.kefu_env == "production"
@@ -150,13 +131,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pages.router,
     ):
         app.include_router(router)
-    app.add_middleware(DeclaredBodyLimit, path_prefix=widget.router.prefix, max_bytes=widget.MAX_BODY_BYTES)
-    # Added last, so it is outermost: the body limit's 413 gets CORS headers too.
+    # Each middleware added wraps the ones before it: the last one added sees a request first.
+    app.add_middleware(HistoryRateLimit, path=widget.router.prefix + "/history", limits=history_limits)
+    app.add_middleware(PageSecurityHeaders)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_request_body_bytes,
+        smaller=[(widget.router.prefix + "/", widget.MAX_BODY_BYTES)],
+        login_first=[r.prefix for r in (console.router, kb.router, tickets.router, dashboard.router)],
+    )
+    # Outside the body limit and the history limit, so that their 413 and 429 get CORS headers too.
     app.add_middleware(
         PathScopedCORS,
         path_prefix=widget.router.prefix + "/",
         allow_origins=[o.strip() for o in settings.widget_allowed_origins.split(",") if o.strip()],
     )
+    trusted_proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    if trusted_proxies:
+        # Outermost: rate limits and the audit log must see the client's address, not the proxy's.
+        # The gateway runs with uvicorn's own proxy handling off (Procfile), which trusts loopback.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/widget", StaticFiles(directory=STATIC_DIR / "widget"), name="widget")
 

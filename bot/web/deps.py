@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request, Response
+from fastapi.routing import APIRoute
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from bot.app_state import (
     LiveDep,
@@ -32,9 +35,12 @@ from knowledge_base.live import LiveIndex
 __all__ = [
     "COOKIE",
     "CSRF_HEADER",
+    "MAX_RECORD_ID",
     "AnyAgent",
     "KbIndexDep",
     "Lead",
+    "LoginFirstRoute",
+    "RecordId",
     "LiveDep",
     "RasaDep",
     "SessionDep",
@@ -55,6 +61,10 @@ __all__ = [
 COOKIE = "kefu_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Row ids are 64-bit signed integers in SQLite and PostgreSQL; a larger one cannot name a row (and
+# the database drivers refuse to send it), so it is refused as a bad parameter (422) up front.
+MAX_RECORD_ID = 2**63 - 1
+RecordId = Annotated[int, Path(ge=1, le=MAX_RECORD_ID, description="a record's id (a whole number >= 1)")]
 
 
 def token_digest(token: str) -> str:
@@ -86,6 +96,30 @@ def login_of(request: Request, session: Session) -> AgentSession:
     ):
         raise Forbidden(f"missing or wrong {CSRF_HEADER} header; reload the console and try again")
     return found
+
+
+def _check_login(factory: sessionmaker[Session], request: Request) -> None:
+    with factory.begin() as session:
+        login_of(request, session)
+
+
+class LoginFirstRoute(APIRoute):
+    """A console route that checks the login (and CSRF token) before it reads the request body.
+
+    FastAPI reads and validates the body before it runs dependencies such as `current_agent`, so
+    an anonymous request with a large or malformed body would be read and answered 413 or 422;
+    with this route class it is answered 401 (or 403) and its body is never read.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def login_first(request: Request) -> Response:
+            if request.method not in SAFE_METHODS:  # safe methods carry no body to protect
+                await run_in_threadpool(_check_login, request.app.state.sessionmaker, request)
+            return await handler(request)
+
+        return login_first
 
 
 def current_agent(request: Request, session: SessionDep) -> Agent:

@@ -7,11 +7,25 @@ changes for all of them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from bot.channels.pipeline import message_json
+from pydantic import AfterValidator
+
+from bot.channels.pipeline import invalid_character, message_json
 from bot.crm import sla, tickets
 from bot.crm.models import Agent, Message, Ticket, utcnow
+
+
+def _storable(value: str) -> str:
+    problem = invalid_character(value)
+    if problem is not None:
+        raise ValueError(f"contains {problem}; remove it and send again")
+    return value
+
+
+# Text a person wrote and the database will store: refused (422, naming the character) when it holds
+# a lone surrogate, a control character or a non-character, which no keyboard types.
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 def _iso(value: datetime | None) -> str | None:

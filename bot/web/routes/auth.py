@@ -23,7 +23,7 @@ from bot.crm.audit import audit
 from bot.crm.models import Agent, AgentSession, AuditLog, utcnow
 from bot.errors import TooManyRequests, Unauthorized
 from bot.web.deps import COOKIE, SessionDep, SettingsDep, client_address, login_of, token_digest
-from bot.web.schemas import agent_view
+from bot.web.schemas import Text, agent_view
 
 SESSION_HOURS = 12
 _hasher = PasswordHasher()
@@ -44,8 +44,8 @@ router = APIRouter(prefix="/api/auth", tags=["console login"])
 
 
 class LoginIn(BaseModel):
-    email: str = Field(max_length=320)
-    password: str = Field(max_length=1024)
+    email: Text = Field(max_length=320)
+    password: Text = Field(max_length=1024)
 
 
 def _throttled_until(session: Session, email: str, source: str | None) -> datetime | None:

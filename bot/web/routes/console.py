@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from bot.channels.pipeline import message_json
+from bot.channels.widget_live import BadFrame, close_for, receive_text_frame
 from bot.crm import handoff
 from bot.crm.audit import audit
 from bot.crm.conversations import history, store_outbound
@@ -41,19 +42,22 @@ from bot.errors import KefuError, NotFound
 from bot.live import LiveHub
 from bot.web.deps import (
     COOKIE,
+    MAX_RECORD_ID,
     AnyAgent,
     KbIndexDep,
     LiveDep,
+    LoginFirstRoute,
     RasaDep,
+    RecordId,
     SessionDep,
     client_address,
     valid_login,
 )
-from bot.web.schemas import console_message, ticket_summary
+from bot.web.schemas import Text, console_message, ticket_summary
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/console", tags=["agent console"])
+router = APIRouter(prefix="/api/console", tags=["agent console"], route_class=LoginFirstRoute)
 
 # How often a connected console is marked as present (agents online) and its login re-checked.
 HEARTBEAT_SECONDS = 20.0
@@ -61,11 +65,11 @@ SUGGESTIONS = 3
 
 
 class ReplyIn(BaseModel):
-    text: str = Field(min_length=1, max_length=handoff.MAX_REPLY_CHARS)
+    text: Text = Field(min_length=1, max_length=handoff.MAX_REPLY_CHARS)
 
 
 class TransferIn(BaseModel):
-    agent_id: int
+    agent_id: int = Field(ge=1, le=MAX_RECORD_ID)
 
 
 def _touch(session: Session, agent_id: int) -> None:
@@ -174,7 +178,7 @@ def _customer_panel(session: Session, customer: Customer, conversation_id: int) 
 
 @router.get("/conversations/{conversation_id}")
 def get_conversation(
-    conversation_id: int, request: Request, session: SessionDep, agent: AnyAgent
+    conversation_id: RecordId, request: Request, session: SessionDep, agent: AnyAgent
 ) -> dict[str, Any]:
     """One chat for the console: every message in order, the hand-over, its ticket and the customer."""
     with session.begin():
@@ -241,7 +245,7 @@ def _publish_messages(hub: LiveHub, conversation_id: int, messages: list[dict[st
 
 
 @router.post("/conversations/{conversation_id}/claim")
-def claim(conversation_id: int, session: SessionDep, agent: AnyAgent, hub: LiveDep) -> dict[str, Any]:
+def claim(conversation_id: RecordId, session: SessionDep, agent: AnyAgent, hub: LiveDep) -> dict[str, Any]:
     """Take a waiting chat; 409 when someone else was faster or the chat is closed."""
     with session.begin():
         taken = handoff.claim(session, conversation_id, agent)
@@ -260,7 +264,7 @@ def claim(conversation_id: int, session: SessionDep, agent: AnyAgent, hub: LiveD
 
 @router.post("/conversations/{conversation_id}/messages")
 def reply(
-    conversation_id: int, body: ReplyIn, session: SessionDep, agent: AnyAgent, hub: LiveDep
+    conversation_id: RecordId, body: ReplyIn, session: SessionDep, agent: AnyAgent, hub: LiveDep
 ) -> dict[str, Any]:
     """Send a message to the customer on their channel; only the agent who owns the chat can."""
     with session.begin():
@@ -273,7 +277,7 @@ def reply(
 
 @router.post("/conversations/{conversation_id}/transfer")
 def transfer(
-    conversation_id: int, body: TransferIn, session: SessionDep, agent: AnyAgent, hub: LiveDep
+    conversation_id: RecordId, body: TransferIn, session: SessionDep, agent: AnyAgent, hub: LiveDep
 ) -> dict[str, Any]:
     with session.begin():
         target = handoff.transfer(session, conversation_id, agent, body.agent_id)
@@ -283,7 +287,7 @@ def transfer(
 
 
 @router.post("/conversations/{conversation_id}/close")
-def close(conversation_id: int, session: SessionDep, agent: AnyAgent, hub: LiveDep) -> dict[str, Any]:
+def close(conversation_id: RecordId, session: SessionDep, agent: AnyAgent, hub: LiveDep) -> dict[str, Any]:
     with session.begin():
         conversation = handoff.close(session, conversation_id, agent)
         notice = message_json(history(session, conversation)[-1])
@@ -294,7 +298,7 @@ def close(conversation_id: int, session: SessionDep, agent: AnyAgent, hub: LiveD
 
 @router.post("/conversations/{conversation_id}/handback")
 async def hand_back(
-    conversation_id: int,
+    conversation_id: RecordId,
     session: SessionDep,
     agent: AnyAgent,
     rasa: RasaDep,
@@ -344,7 +348,7 @@ async def hand_back(
 
 @router.get("/conversations/{conversation_id}/suggestions")
 async def suggestions(
-    conversation_id: int, session: SessionDep, _agent: AnyAgent, live: KbIndexDep
+    conversation_id: RecordId, session: SessionDep, _agent: AnyAgent, live: KbIndexDep
 ) -> dict[str, Any]:
     """Knowledge-base articles for the customer's latest message, with the text to insert."""
 
@@ -445,7 +449,12 @@ async def live(websocket: WebSocket) -> None:
 
 
 async def _drain(websocket: WebSocket) -> None:
-    """Reads (and ignores) what the console sends, so a closed socket is noticed at once."""
+    """Reads (and ignores) what the console sends, so a closed socket is noticed at once; a binary
+    frame, which the console never sends, closes the socket (1003)."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while True:
-            await websocket.receive_text()
+            try:
+                await receive_text_frame(websocket)
+            except BadFrame as bad:
+                await close_for(websocket, bad)
+                return

@@ -17,9 +17,9 @@ from bot.crm import metrics
 from bot.crm.audit import audit
 from bot.crm.models import utcnow
 from bot.errors import BadRequest, NotFound
-from bot.web.deps import Lead, SessionDep
+from bot.web.deps import Lead, LoginFirstRoute, SessionDep
 
-router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
+router = APIRouter(prefix="/api/dashboard", tags=["dashboard"], route_class=LoginFirstRoute)
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 400

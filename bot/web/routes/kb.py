@@ -14,12 +14,13 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.crm.models import Agent, ArticleStatus
 from bot.errors import BadRequest, ServiceUnavailable
-from bot.web.deps import AnyAgent, KbIndexDep, Lead, SessionDep
+from bot.web.deps import MAX_RECORD_ID, AnyAgent, KbIndexDep, Lead, LoginFirstRoute, RecordId, SessionDep
+from bot.web.schemas import Text
 from knowledge_base import answers, curation, gaps
 from knowledge_base.curation import Actor
 from knowledge_base.live import wait_until_ready
 
-router = APIRouter(prefix="/api/kb", tags=["knowledge base"])
+router = APIRouter(prefix="/api/kb", tags=["knowledge base"], route_class=LoginFirstRoute)
 
 
 def _actor(agent: Agent, request: Request) -> Actor:
@@ -27,30 +28,34 @@ def _actor(agent: Agent, request: Request) -> Actor:
 
 
 class ArticleIn(BaseModel):
-    slug: str = Field(description="lower-case words joined by hyphens, e.g. 'return-policy'")
-    title: str
-    problem: str = ""
-    solution: str = ""
-    tags: list[str] = Field(default_factory=list)
-    change_note: str = ""
+    slug: Text = Field(description="lower-case words joined by hyphens, e.g. 'return-policy'")
+    title: Text
+    problem: Text = ""
+    solution: Text = ""
+    tags: list[Text] = Field(default_factory=list)
+    change_note: Text = ""
+
+
+# A version number: 1, 2, ... (bounded, so that a huge one is a bad request, not a database error).
+Version = Annotated[int, Field(ge=1, le=MAX_RECORD_ID)]
 
 
 class EditIn(BaseModel):
-    base_version: int = Field(description="the version this edit started from (the newest one)")
-    title: str | None = None
-    problem: str | None = None
-    solution: str | None = None
-    tags: list[str] | None = None
-    change_note: str = ""
+    base_version: Version = Field(description="the version this edit started from (the newest one)")
+    title: Text | None = None
+    problem: Text | None = None
+    solution: Text | None = None
+    tags: list[Text] | None = None
+    change_note: Text = ""
 
 
 class VersionIn(BaseModel):
-    version: int
+    version: Version
 
 
 class RevertIn(BaseModel):
-    to_version: int
-    base_version: int
+    to_version: Version
+    base_version: Version
 
 
 @router.get("/search")
@@ -166,7 +171,7 @@ def list_versions(slug: str, session: SessionDep, _agent: AnyAgent) -> dict[str,
 
 
 @router.get("/articles/{slug}/versions/{number}")
-def get_version(slug: str, number: int, session: SessionDep, _agent: AnyAgent) -> dict[str, Any]:
+def get_version(slug: str, number: RecordId, session: SessionDep, _agent: AnyAgent) -> dict[str, Any]:
     with session.begin():
         article = curation.get_article(session, slug)
         return curation.version_view(curation.get_version(session, article, number))
@@ -177,8 +182,8 @@ def diff_versions(
     slug: str,
     session: SessionDep,
     _agent: AnyAgent,
-    from_version: Annotated[int, Query(alias="from")],
-    to_version: Annotated[int, Query(alias="to")],
+    from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_RECORD_ID)],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_RECORD_ID)],
 ) -> dict[str, Any]:
     with session.begin():
         return curation.diff(session, slug, from_version, to_version)
@@ -192,7 +197,7 @@ def list_gaps(session: SessionDep, _lead: Lead) -> dict[str, Any]:
 
 
 @router.post("/gaps/{cluster_id}/draft", status_code=201)
-def draft_from_gap(cluster_id: int, request: Request, session: SessionDep, lead: Lead) -> dict[str, Any]:
+def draft_from_gap(cluster_id: RecordId, request: Request, session: SessionDep, lead: Lead) -> dict[str, Any]:
     """Make a draft article from a group of unanswered questions."""
     with session.begin():
         article = gaps.draft_from_cluster(session, _actor(lead, request), cluster_id)

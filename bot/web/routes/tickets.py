@@ -18,10 +18,10 @@ from bot.crm.audit import audit
 from bot.crm.models import Ticket, TicketPriority, TicketStatus
 from bot.crm.priority import PRIORITY_ORDER
 from bot.errors import BadRequest, NotFound
-from bot.web.deps import AnyAgent, SessionDep, client_address
-from bot.web.schemas import ticket_detail, ticket_summary
+from bot.web.deps import AnyAgent, LoginFirstRoute, SessionDep, client_address
+from bot.web.schemas import Text, ticket_detail, ticket_summary
 
-router = APIRouter(prefix="/api/tickets", tags=["tickets"])
+router = APIRouter(prefix="/api/tickets", tags=["tickets"], route_class=LoginFirstRoute)
 
 _PRIORITY_RANK = case(
     {p.value: rank for rank, p in enumerate(reversed(PRIORITY_ORDER))}, value=Ticket.priority
@@ -30,17 +30,17 @@ _PRIORITY_RANK = case(
 
 class StatusIn(BaseModel):
     status: TicketStatus
-    resolution: str | None = Field(default=None, description="required when resolving: what was done")
-    note: str | None = None
+    resolution: Text | None = Field(default=None, description="required when resolving: what was done")
+    note: Text | None = None
 
 
 class NoteIn(BaseModel):
-    text: str = Field(min_length=1, max_length=5000)
+    text: Text = Field(min_length=1, max_length=5000)
 
 
 class PriorityIn(BaseModel):
     priority: TicketPriority
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 def _load(session: Session, reference: str) -> Ticket:
