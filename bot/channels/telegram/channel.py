@@ -39,6 +39,7 @@ from bot.channels.telegram.updates import (
 )
 from bot.crm.conversations import get_or_create_conversation, mark_processed, store_inbound, store_outbound
 from bot.crm.models import AuthorKind, Conversation, ConversationMode, Direction, Message, utcnow
+from bot.errors import BadRequest
 from bot.live import LiveHub
 from bot.rasa_client import RasaClient
 from bot.settings import Settings
@@ -236,17 +237,21 @@ class TelegramChannel:
         assert chat is not None
         async with self._typing(chat.id):
             with self.sessions() as session:
-                await handle_message(
-                    session,
-                    self.settings,
-                    self.rasa,
-                    self.hub,
-                    CHANNEL,
-                    str(chat.id),
-                    text,
-                    channel_message_id=str(update.update_id),
-                    bot_text=bot_text,
-                )
+                try:
+                    await handle_message(
+                        session,
+                        self.settings,
+                        self.rasa,
+                        self.hub,
+                        CHANNEL,
+                        str(chat.id),
+                        text,
+                        channel_message_id=str(update.update_id),
+                        bot_text=bot_text,
+                    )
+                except BadRequest as refused:
+                    # Not text (control characters): nothing is stored, and retrying would not help.
+                    logger.warning("telegram update %s refused: %s", update.update_id, refused)
         await self._done(update)
 
     async def _answer_directly(self, update: Update, received: str, answer: str) -> None:
