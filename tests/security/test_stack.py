@@ -35,6 +35,7 @@ from bot.settings import Settings
 from tests.support.browser import chromium, log_in, new_page
 from tests.support.fakes.telegram_api import FakeTelegram, command_update, text_update
 from tests.support.stack import Stack, console, running_stack, stack_settings
+from tests.support.visitors import named_visitor
 from tests.support.widget import ShopSite, open_shop
 
 pytestmark = pytest.mark.rasa
@@ -133,7 +134,9 @@ def sessions(stack: Stack) -> sessionmaker[Session]:
 
 def say(stack: Stack, visitor: str, text: str) -> dict[str, Any]:
     response = httpx.post(
-        f"{stack.gateway_url}/api/web/messages", json={"session": visitor, "text": text}, timeout=60
+        f"{stack.gateway_url}/api/web/messages",
+        json={"session": named_visitor(visitor), "text": text},
+        timeout=60,
     )
     assert response.status_code == 200, response.text
     return dict(response.json())
@@ -151,7 +154,8 @@ def conversation(stack: Stack, channel: str, external_id: str) -> Conversation:
     with sessions(stack)() as session:
         return session.scalars(
             select(Conversation).where(
-                Conversation.channel == channel, Conversation.external_id == external_id
+                Conversation.channel == channel,
+                Conversation.external_id == (named_visitor(external_id) if channel == "web" else external_id),
             )
         ).one()
 
@@ -176,7 +180,9 @@ def wait_for_mode(stack: Stack, visitor: str, mode: str, timeout: float = 60) ->
     while time.monotonic() < deadline:
         with sessions(stack)() as session:
             found = session.scalars(
-                select(Conversation).where(Conversation.channel == "web", Conversation.external_id == visitor)
+                select(Conversation).where(
+                    Conversation.channel == "web", Conversation.external_id == named_visitor(visitor)
+                )
             ).one_or_none()
         if found is not None and found.mode.value == mode:
             return found

@@ -43,6 +43,7 @@ from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import Conversation, Customer, Order, Ticket, TicketStatus
 from bot.demo.seed import DEMO_PASSWORD_AGENT
 from tests.support.stack import Stack, console
+from tests.support.visitors import named_visitor
 
 CONVERSATIONS_DIR = Path(__file__).resolve().parent.parent / "conversations"
 TURN_KEYS = {"say", "press", "agent", "wait"}
@@ -291,7 +292,7 @@ def fill_placeholders(stack: Stack, conversation: dict[str, Any]) -> dict[str, A
 
 
 def play(stack: Stack, conversation: dict[str, Any], session: str) -> Chat:
-    chat = Chat(stack, session)
+    chat = Chat(stack, named_visitor(session))
     conversation = fill_placeholders(stack, conversation)
     for number, turn in enumerate(conversation["turns"], 1):
         if "say" in turn:
