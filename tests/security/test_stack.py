@@ -422,3 +422,22 @@ def test_no_secret_value_reaches_any_processs_log(stack: Stack, fake: FakeTelegr
     assert "token=[redacted]" in log
     for process in ("rasa", "actions", "gateway"):
         assert f"{process} | " in log
+
+
+def test_no_visitor_id_reaches_the_gateways_log(stack: Stack, page: Page, shop: ShopSite) -> None:
+    """A widget chat over the live socket, and a script that puts its id in the socket's URL."""
+    widget = open_shop(page, shop, stack.gateway_url)
+    widget.open()
+    widget.say("do you ship to portugal?")
+    widget.wait_until_live()
+    expect(widget.messages("bot")).not_to_have_count(0, timeout=60_000)
+    visitor = widget.visitor()
+    in_url = named_visitor(f"sec-url-{uuid.uuid4().hex[:8]}")
+    ws_url = stack.gateway_url.replace("http://", "ws://") + f"/api/web/live?session={in_url}"
+    page.evaluate("url => new Promise(done => { const s = new WebSocket(url); s.onclose = done; })", ws_url)
+    time.sleep(1)  # what the gateway prints reaches its log file a moment later
+
+    log = stack.log()
+    assert visitor not in log and in_url not in log
+    # It looked where the ids would have been: uvicorn logged the socket's URL, redacted.
+    assert "/api/web/live?session=[redacted]" in log

@@ -40,7 +40,7 @@ import yaml
 from sqlalchemy import select
 
 from bot.crm.db import make_engine, make_sessionmaker
-from bot.crm.models import Conversation, Customer, Order, Ticket, TicketStatus
+from bot.crm.models import Conversation, CsatSurvey, Customer, Order, Ticket, TicketStatus
 from bot.demo.seed import DEMO_PASSWORD_AGENT
 from tests.support.stack import Stack, console
 from tests.support.visitors import named_visitor
@@ -113,7 +113,7 @@ def check_conversation(conversation: Any, where: str) -> None:
         if "agent" in turn and turn["agent"] not in ("claim", "reply", "handback", "close"):
             raise ConversationError(f"{name} turn {number}: unknown agent action {turn['agent']!r}")
     crm = conversation.get("crm") or {}
-    unknown = set(crm) - {"tickets", "mode"}
+    unknown = set(crm) - {"tickets", "mode", "surveys"}
     if unknown:
         raise ConversationError(f"{name}: unknown crm keys {sorted(unknown)}")
     for ticket in crm.get("tickets", []) or []:
@@ -325,6 +325,12 @@ def check_crm(chat: Chat, crm: dict[str, Any]) -> None:
         problems = []
         if "mode" in crm and conversation.mode.value != crm["mode"]:
             problems.append(f"conversation mode is {conversation.mode.value!r}, expected {crm['mode']!r}")
+        if "surveys" in crm:
+            surveys = db.scalars(
+                select(CsatSurvey).where(CsatSurvey.conversation_id == conversation.id)
+            ).all()
+            if len(surveys) != crm["surveys"]:
+                problems.append(f"{len(surveys)} survey rows in this conversation, expected {crm['surveys']}")
         mine = db.scalars(
             select(Ticket).where(Ticket.conversation_id == conversation.id).order_by(Ticket.id)
         ).all()
