@@ -8,13 +8,12 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActionExecuted, EventType, SlotSet, UserUttered
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction, sla_policy
 from actions.knowledge import FRUSTRATED, OFFERED_PERSON, PERSON_BUTTONS
 from bot.crm import csat, sentiment, tickets
-from bot.crm.models import CsatSurvey, Message, SurveyStatus, Ticket
+from bot.crm.models import CsatSurvey, SurveyStatus, Ticket
 from bot.crm.orders import parse_contact
 
 RESET = [
@@ -25,8 +24,13 @@ RESET = [
     SlotSet("csat_skipped", None),
     SlotSet("csat_attempts", None),
 ]
-# A goodbye after this many customer messages is the end of a real conversation, worth a survey.
-MIN_MESSAGES_FOR_SURVEY = 3
+# What a customer asking to rate us hears when there is nothing to rate, or it is rated already.
+NOTHING_TO_RATE = (
+    "Thanks for wanting to tell us how we're doing! There's nothing in this chat to rate yet: once "
+    "I've answered a question, found an order for you or a ticket of yours is resolved, I'll ask. "
+    "Meanwhile I can track an order, answer a question or put you through to a person."
+)
+ALREADY_RATED = "You've already rated this, thank you! Is there anything else I can help with?"
 
 
 def _survey_entity(tracker: Tracker) -> int | None:
@@ -67,16 +71,26 @@ class ActionStartCsat(Action):
                 if survey.status not in (SurveyStatus.PENDING, SurveyStatus.ASKED):
                     return None, None, None
             else:
-                survey = csat.request_survey(session, trigger="customer_offered", conversation=conversation)
-                assert survey is not None
+                # The customer asked: only a real episode of service, and only once.
+                offer = csat.offer_survey(session, conversation, trigger="customer_offered")
+                if offer.survey is None:
+                    return None, None, "already_rated" if offer.already_rated else "nothing_to_rate"
+                survey = offer.survey
             csat.mark_asked(survey)
             ticket = session.get(Ticket, survey.ticket_id) if survey.ticket_id is not None else None
-            return survey.id, ticket.reference if ticket is not None else None, survey.trigger
+            asked_by = survey.trigger if survey_id is not None else "customer_offered"
+            return survey.id, ticket.reference if ticket is not None else None, asked_by
 
         found, reference, trigger = await in_transaction(prepare)
         if found is None:
+            if trigger == "already_rated":
+                dispatcher.utter_message(text=ALREADY_RATED)
+            elif trigger == "nothing_to_rate":
+                dispatcher.utter_message(text=NOTHING_TO_RATE)
             return list(NO_SURVEY)
-        if trigger == "agent_handback":
+        if trigger == "customer_offered":
+            dispatcher.utter_message(text="Thanks for taking a moment to rate us.")
+        elif trigger == "agent_handback":
             dispatcher.utter_message(
                 text="Thanks for talking with our team. One quick question before we carry on."
             )
@@ -106,18 +120,20 @@ class ActionGoodbye(Action):
 
         def maybe_survey(session: Session) -> int | None:
             conversation = conversation_for(session, tracker)
-            said = session.scalars(
-                select(Message.id)
-                .where(Message.conversation_id == conversation.id, Message.direction == "in")
-                .limit(MIN_MESSAGES_FOR_SURVEY)
-            ).all()
-            if len(said) < MIN_MESSAGES_FOR_SURVEY or csat.recently_surveyed(session, conversation.id):
+            # Only after a real episode of service not asked about yet, and not twice in a day.
+            episode = csat.latest_episode(session, conversation.id)
+            if (
+                episode is None
+                or csat.survey_of_episode(session, episode.key) is not None
+                or csat.is_rated(session, conversation.id, episode)
+                or csat.recently_surveyed(session, conversation.id)
+            ):
                 return None
-            survey = csat.request_survey(session, trigger="conversation_end", conversation=conversation)
-            if survey is None:
+            offer = csat.offer_survey(session, conversation, trigger="conversation_end")
+            if offer.survey is None:
                 return None
-            csat.mark_asked(survey)
-            return survey.id
+            csat.mark_asked(offer.survey)
+            return offer.survey.id
 
         survey_id = await in_transaction(maybe_survey)
         if survey_id is None:

@@ -29,6 +29,7 @@ from benchmarks.results_file import save_results
 from bot.demo.seed import DEMO_PASSWORD_AGENT
 from bot.settings import PROJECT_ROOT
 from tests.support.stack import running_stack, stack_settings
+from tests.support.visitors import named_visitor
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "console_latency.json"
 MESSAGES = 200
@@ -47,7 +48,9 @@ async def measure(gateway: str, messages: int, chats: int) -> dict[str, Any]:
         cookie = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
         visitors = [f"bench-{n}" for n in range(chats)]
         for visitor in visitors:
-            opened = await http.post("/api/web/messages", json={"session": visitor, "text": OPENING})
+            opened = await http.post(
+                "/api/web/messages", json={"session": named_visitor(visitor), "text": OPENING}
+            )
             assert opened.json()["mode"] == "pending_agent", opened.text
 
         url = gateway.replace("http://", "ws://") + "/api/console/live"
@@ -59,7 +62,10 @@ async def measure(gateway: str, messages: int, chats: int) -> dict[str, Any]:
                 text = f"message {n} from a waiting customer"
                 started = time.perf_counter()
                 sent = asyncio.create_task(
-                    http.post("/api/web/messages", json={"session": visitors[n % chats], "text": text})
+                    http.post(
+                        "/api/web/messages",
+                        json={"session": named_visitor(visitors[n % chats]), "text": text},
+                    )
                 )
                 while True:
                     event = json.loads(await asyncio.wait_for(socket.recv(), 10))

@@ -68,6 +68,7 @@ from benchmarks.results_file import save_results
 from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import Conversation
 from bot.settings import PROJECT_ROOT, Settings
+from tests.support.visitors import named_visitor
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "e2e.json"
 DATA = PROJECT_ROOT / "benchmarks" / "data"
@@ -263,7 +264,9 @@ class Probe:
         for _attempt in range(5):
             started = time.perf_counter()
             response = await http.post(
-                f"{self.gateway}/api/web/messages", json={"session": session, "text": case.text}, timeout=120
+                f"{self.gateway}/api/web/messages",
+                json={"session": named_visitor(session), "text": case.text},
+                timeout=120,
             )
             took = time.perf_counter() - started
             if response.status_code != 429:

@@ -42,6 +42,7 @@ from bot.settings import PROJECT_ROOT
 from tests.support.cluster import cluster_settings
 from tests.support.services import REDIS_URL, postgres_database, redis_namespace
 from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.visitors import named_visitor
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "faults.json"
 KILLS = ("gateway", "actions worker", "actions", "rasa")
@@ -110,7 +111,11 @@ class Customers:
         """POST until a gateway takes it, as the widget does: the same client_message_id each time.
 
         With several gateways, a refused connection moves on to the next one, as a proxy would."""
-        body = {"session": sent.visitor, "text": sent.text, "client_message_id": sent.client_id}
+        body = {
+            "session": named_visitor(sent.visitor),
+            "text": sent.text,
+            "client_message_id": sent.client_id,
+        }
         deadline = time.monotonic() + 60
         attempt = 0
         while time.monotonic() < deadline:

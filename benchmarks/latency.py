@@ -31,6 +31,7 @@ import httpx
 from benchmarks.results_file import save_results
 from bot.settings import PROJECT_ROOT
 from tests.support.stack import Stack, prepare_database, running_stack, settings_env, stack_settings, stop
+from tests.support.visitors import named_visitor
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "latency.json"
 
@@ -74,7 +75,7 @@ async def post_web_message(
     client: httpx.AsyncClient, gateway_url: str, session: str, text: str, client_message_id: str | None = None
 ) -> dict[str, Any]:
     """POST one customer message to a gateway's web channel; the JSON answer (WrongAnswer unless HTTP 200)."""
-    message: dict[str, str] = {"session": session, "text": text}
+    message: dict[str, str] = {"session": named_visitor(session), "text": text}
     if client_message_id is not None:
         message["client_message_id"] = client_message_id
     response = await client.post(f"{gateway_url}/api/web/messages", json=message)

@@ -38,6 +38,7 @@ from benchmarks.latency import machine_info, percentile
 from benchmarks.results_file import save_results
 from bot.settings import PROJECT_ROOT, Settings
 from tests.support.stack import settings_env, stack_settings
+from tests.support.visitors import named_visitor
 
 RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "widget.json"
 WIDGET_DIR = PROJECT_ROOT / "bot" / "web" / "static" / "widget"
@@ -135,9 +136,12 @@ def seed_history(gateway_url: str, visitor: str, messages: int) -> int:
     with httpx.Client(base_url=gateway_url, timeout=60) as http:
         for n in range(messages // 2):
             http.post(
-                "/api/web/messages", json={"session": visitor, "text": f"question {n} about my order"}
+                "/api/web/messages",
+                json={"session": named_visitor(visitor), "text": f"question {n} about my order"},
             ).raise_for_status()
-        return len(http.get("/api/web/history", params={"session": visitor}).json()["messages"])
+        return len(
+            http.get("/api/web/history", params={"session": named_visitor(visitor)}).json()["messages"]
+        )
 
 
 def time_to_ready(browser: Browser, shop_url: str, loads: int, visitor: str | None) -> list[float]:

@@ -8,6 +8,10 @@ record factory, so loggers and handlers added later are covered too): its messag
 its traceback and its stack are searched for SECRET_KEY, RASA_TOKEN, TELEGRAM_BOT_TOKEN,
 TELEGRAM_WEBHOOK_SECRET and the passwords in DATABASE_URL, TRACKER_STORE_URL and REDIS_URL
 (as written and percent-encoded), and each one found is replaced by `[redacted]`.
+
+Web visitor ids are secrets too (each is the only key to a chat), but there is one per visitor, so
+they are recognised by where they stand instead: a `session=` parameter in a URL (uvicorn logs the
+URL of every WebSocket it accepts, query string included) and a `kefu.visitor.` subprotocol.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ REDACTED = "[redacted]"
 # Shorter values would blank out ordinary words all over the logs; a secret that short protects
 # nothing anyway.
 MIN_SECRET_CHARS = 6
+# A visitor id in a URL's query string (as written or percent-encoded) or in the live socket's
+# subprotocol; the name is kept, so a log still shows that an id was there.
+_VISITOR_ID = re.compile(r"(\bsession=|kefu\.visitor\.)[A-Za-z0-9_~.%+-]+")
 
 
 def _url_password(url: str) -> str | None:
@@ -66,14 +73,17 @@ class SecretRedactor(logging.Filter):
         super().__init__()
         ordered = sorted({s for s in secrets if len(s) >= MIN_SECRET_CHARS}, key=len, reverse=True)
         # Longest first, so a secret that contains another is replaced whole.
-        self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+        self._secrets = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+        self._pattern = (
+            re.compile(f"{self._secrets.pattern}|{_VISITOR_ID.pattern}") if self._secrets else _VISITOR_ID
+        )
 
     def redact(self, text: str) -> str:
-        return self._pattern.sub(REDACTED, text) if self._pattern is not None else text
+        if self._secrets is not None:
+            text = self._secrets.sub(REDACTED, text)
+        return _VISITOR_ID.sub(lambda match: match.group(1) + REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._pattern is None:
-            return True
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: logging reports it later, as it always does

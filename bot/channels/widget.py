@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -18,13 +22,22 @@ from bot.channels.pipeline import FALLBACK_TEXT, WAITING_FOR_AGENT_TEXT, handle_
 from bot.channels.widget_ratelimit import Refusal, WebRateLimits, web_rate_limits
 from bot.crm.conversations import find_conversation, history
 from bot.crm.models import ConversationMode
-from bot.errors import BadRequest
+from bot.errors import BadRequest, KefuError
 
 __all__ = ["FALLBACK_TEXT", "WAITING_FOR_AGENT_TEXT", "message_json", "router"]
 
 CHANNEL = "web"
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 MAX_ID_CHARS = 128
+# A visitor id is the only key to a web chat, so the gateway issues it (POST /api/web/visitors):
+# 144 random bits, then a 96-bit HMAC of them under SECRET_KEY, all base64url (24 + 16 characters).
+# The tag lets every gateway recognise its own ids without storing them, and makes ids a page or
+# a script chose for itself ("Qz", "history-3", an id from an older widget) useless.
+VISITOR_RANDOM_BYTES = 18
+VISITOR_TAG_BYTES = 12
+_RANDOM_CHARS = 24
+VISITOR_ID_CHARS = 40
+_VISITOR_ID_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{{VISITOR_ID_CHARS}}}")
 # Generous for 2,000 characters even when every one is a JSON-escaped surrogate pair.
 MAX_BODY_BYTES = 64 * 1024
 
@@ -59,10 +72,48 @@ def too_many_messages(refusal: Refusal) -> str:
     )
 
 
+class UnknownVisitor(KefuError):
+    """A well-formed visitor id this chat service did not issue (or issued under another SECRET_KEY)."""
+
+    status_code = 401
+
+
+def _visitor_tag(secret_key: str, random_part: str) -> str:
+    digest = hmac.new(
+        secret_key.encode(), b"kefu web visitor id\x00" + random_part.encode(), hashlib.sha256
+    ).digest()
+    return base64.urlsafe_b64encode(digest[:VISITOR_TAG_BYTES]).decode()
+
+
+def issue_visitor_id(secret_key: str) -> str:
+    """A new visitor id: random, and signed so that this service (and only it) recognises it."""
+    random_part = secrets.token_urlsafe(VISITOR_RANDOM_BYTES)
+    return random_part + _visitor_tag(secret_key, random_part)
+
+
+def is_issued_visitor_id(secret_key: str, value: str) -> bool:
+    """Whether `value` is a visitor id issued with this secret key (compared in constant time)."""
+    if not _VISITOR_ID_PATTERN.fullmatch(value):
+        return False
+    random_part, tag = value[:_RANDOM_CHARS], value[_RANDOM_CHARS:]
+    return hmac.compare_digest(tag, _visitor_tag(secret_key, random_part))
+
+
+def check_visitor(value: str, secret_key: str) -> str:
+    """The visitor id, when this service issued it; 400 for a malformed one, 401 for a foreign one."""
+    check_id(value, "session")
+    if not is_issued_visitor_id(secret_key, value):
+        raise UnknownVisitor(
+            "session is not a visitor id this chat service issued: "
+            "get a new one with POST /api/web/visitors and use that"
+        )
+    return value
+
+
 class WebMessageIn(BaseModel):
     """What the chat page posts: the visitor id it keeps, the text, and an optional id for retries."""
 
-    session: str = Field(description="The visitor id the page generated: 1-128 of A-Z a-z 0-9 _ -")
+    session: str = Field(description="The visitor id the gateway issued (POST /api/web/visitors)")
     text: str = Field(description="The customer's message; at most max_message_chars after trimming")
     client_message_id: str | None = Field(
         default=None, description="Unique per message; a retry with the same id is answered, not re-sent"
@@ -106,7 +157,7 @@ async def post_message(
     rasa: RasaDep,
 ) -> dict[str, Any]:
     """Store a visitor's message, then let the bot answer it (or leave it for a person)."""
-    visitor = check_id(body.session, "session")
+    visitor = check_visitor(body.session, settings.secret_key)
     text = check_text(body.text, settings.max_message_chars)
     client_message_id = (
         check_id(body.client_message_id, "client_message_id") if body.client_message_id is not None else None
@@ -150,10 +201,29 @@ def _load_history(session: Session, visitor: str) -> dict[str, Any]:
         }
 
 
+class VisitorIn(BaseModel):
+    """A visitor id in a request body, where (unlike a URL) no proxy or server log records it."""
+
+    session: str = Field(description="The visitor id the gateway issued (POST /api/web/visitors)")
+
+
+@router.post("/visitors", status_code=201, responses={201: {"description": '{"session": "<visitor id>"}'}})
+def new_visitor(settings: SettingsDep) -> dict[str, str]:
+    """Issue a visitor id: the chat page keeps it (localStorage) and sends it with every request."""
+    return {"session": issue_visitor_id(settings.secret_key)}
+
+
+@router.post("/history", max_body_size=MAX_BODY_BYTES)
+def post_history(body: VisitorIn, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    """The visitor's conversation so far, oldest first; a new visitor has none yet."""
+    return _load_history(session, check_visitor(body.session, settings.secret_key))
+
+
 @router.get("/history")
 def get_history(
     session_id: Annotated[str, Query(alias="session", description="The visitor id")],
     session: SessionDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
-    """The visitor's conversation so far, oldest first; an unknown visitor has none yet."""
-    return _load_history(session, check_id(session_id, "session"))
+    """The same for scripts; the widget uses POST, which keeps the visitor id out of URLs."""
+    return _load_history(session, check_visitor(session_id, settings.secret_key))

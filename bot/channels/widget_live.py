@@ -2,7 +2,11 @@
 
 The widget is embedded on customers' own sites, so unlike the console's socket this one accepts any
 Origin. It is safe because it only ever shows the conversation of the visitor id it is given, and
-that id is the visitor's secret (128 random bits kept in their browser).
+that id is the visitor's secret (issued by the gateway, kept in their browser).
+
+The id travels as a WebSocket subprotocol (`kefu.visitor.<id>`, offered beside `kefu.live`), not
+in the URL: browsers cannot set other headers on a socket, and uvicorn and reverse proxies log
+every socket's URL with its query string, but not its headers.
 
 The database is the source of truth: the socket sends whatever is stored after the last message it
 sent. The in-process hub only says when to look again; a timer looks again anyway, because some
@@ -25,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from bot.channels.widget import CHANNEL, check_id, message_json, rate_limits_of
+from bot.channels.widget import CHANNEL, UnknownVisitor, check_visitor, message_json, rate_limits_of
 from bot.crm.conversations import find_conversation
 from bot.crm.models import Message
 from bot.errors import BadRequest
@@ -37,6 +41,8 @@ logger = logging.getLogger(__name__)
 RECHECK_SECONDS = 3.0
 # Close codes the widget understands: 4400 = the request itself is wrong, do not retry as it is.
 CLOSE_BAD_REQUEST = 4400
+# 4401 = the visitor id is not one this service issued: the widget gets a new one and reconnects.
+CLOSE_UNKNOWN_VISITOR = 4401
 # 4429 = too many new sockets in a minute: the widget polls meanwhile and reconnects later.
 CLOSE_TOO_MANY = 4429
 # One look at the database sends at most this many messages; the next look sends the rest.
@@ -45,6 +51,10 @@ BATCH_LIMIT = 500
 # understood (1003), and text that is not a JSON object (1007).
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_INVALID_PAYLOAD = 1007
+
+# The subprotocol the gateway accepts, and the prefix of the one that carries the visitor id.
+LIVE_SUBPROTOCOL = "kefu.live"
+VISITOR_SUBPROTOCOL_PREFIX = "kefu.visitor."
 
 router = APIRouter(prefix="/api/web", tags=["web channel"])
 
@@ -97,6 +107,14 @@ async def close_for(websocket: WebSocket, bad: BadFrame) -> None:
     logger.warning("closing a live socket (%s): %s", bad.code, bad.reason)
     with contextlib.suppress(RuntimeError, WebSocketDisconnect):
         await websocket.close(code=bad.code, reason=bad.reason)
+
+
+def offered_visitor(subprotocols: list[str]) -> str:
+    """The visitor id offered as the subprotocol `kefu.visitor.<id>`; empty when none was."""
+    for offered in subprotocols:
+        if offered.startswith(VISITOR_SUBPROTOCOL_PREFIX):
+            return offered[len(VISITOR_SUBPROTOCOL_PREFIX) :]
+    return ""
 
 
 def parse_after(value: str | None) -> int:
@@ -186,10 +204,18 @@ async def _wait_for_wake_up(events: asyncio.Queue[dict[str, Any]], me: LiveVisit
 async def live(websocket: WebSocket) -> None:
     """Push the visitor's messages with an id above `after`, then each new one as it is stored."""
     # Accept first, then refuse: a browser only sees the close code and reason of an open socket.
-    await websocket.accept()
+    # A browser that offered subprotocols drops a socket whose answer names none of them.
+    offered = list(websocket.scope.get("subprotocols") or [])
+    await websocket.accept(subprotocol=LIVE_SUBPROTOCOL if LIVE_SUBPROTOCOL in offered else None)
+    settings = websocket.app.state.settings
     try:
-        visitor = check_id(websocket.query_params.get("session", ""), "session")
+        if "session" in websocket.query_params:
+            raise BadRequest("send the visitor id as the subprotocol kefu.visitor.<id>, never in the URL")
+        visitor = check_visitor(offered_visitor(offered), settings.secret_key)
         after = parse_after(websocket.query_params.get("after"))
+    except UnknownVisitor as error:
+        await websocket.close(code=CLOSE_UNKNOWN_VISITOR, reason=str(error)[:120])
+        return
     except BadRequest as error:
         # Close reasons are limited to 123 bytes; ours are shorter.
         await websocket.close(code=CLOSE_BAD_REQUEST, reason=str(error)[:120])

@@ -1,8 +1,24 @@
 """Satisfaction surveys (CSAT): asking for 1-5 and a comment, reading the answer, following up.
 
-A survey is requested when a ticket is resolved or a chat ends; the scheduler sends pending ones on
-the customer's channel (bot/scheduler.py). A score of 1 or 2 calls for a follow-up ticket for the
-support lead, so an unhappy customer always hears from a person (`tickets.record_survey_answer`).
+A survey rates one service episode, found in our own records:
+
+- a ticket resolved (`ticket:<id>@<resolved at, epoch seconds>`; a reopened ticket resolved again
+  is a new episode),
+- a chat a person handed back to the bot (`handoff:<handoff id>`),
+- a chat the bot served: an article the customer answered "did this solve it?" about, yes or no
+  (a no is service worth rating too, or the figure would only count successes); an order the
+  customer proved was theirs and was told about; a ticket the bot opened from their message
+  (`chat:<conversation id>:article|order|opened:<row id>`, the newest of them).
+
+Each episode gets at most one survey (a unique key), and an episode is rated once: after the
+answer, asking to rate it again gets a thank-you, not a second survey. The bot-served episode of a
+chat is rated once its newest service is older than the chat's last answer. Surveys without an
+episode are not counted on the dashboard.
+
+A survey is requested when a ticket is resolved, a person hands a chat back, a served chat ends
+or the customer asks; the scheduler sends pending ones on the customer's channel
+(bot/scheduler.py). A score of 1 or 2 calls for a follow-up ticket for the support lead, so an
+unhappy customer always hears from a person (`tickets.record_survey_answer`).
 """
 
 from __future__ import annotations
@@ -19,8 +35,10 @@ from bot.crm.models import (
     CsatSurvey,
     Customer,
     Handoff,
+    KbFeedback,
     SurveyStatus,
     Ticket,
+    VerificationAttempt,
     utcnow,
 )
 
@@ -140,22 +158,204 @@ def is_another_message(text: str) -> bool:
     )
 
 
+# What a survey rates (Episode.trigger): the first two are also survey triggers.
+TICKET_RESOLVED = "ticket_resolved"
+AGENT_HANDBACK = "agent_handback"
+BOT_SERVED = "bot_served"
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One piece of service a customer can rate, as our records show it."""
+
+    key: str
+    trigger: str
+    at: datetime
+    ticket_id: int | None = None
+
+
+def ticket_episode(ticket: Ticket, now: datetime | None = None) -> str:
+    resolved = ticket.resolved_at or now or utcnow()
+    return f"ticket:{ticket.id}@{int(resolved.timestamp())}"
+
+
+def handoff_episode(handoff_id: int) -> str:
+    return f"handoff:{handoff_id}"
+
+
+def latest_episode(session: Session, conversation_id: int) -> Episode | None:
+    """The newest episode of this chat the customer could rate, or None when there is none."""
+    found: list[Episode] = []
+    handoff = session.scalars(
+        select(Handoff)
+        .where(
+            Handoff.conversation_id == conversation_id,
+            Handoff.outcome == "handed_back",
+            Handoff.ended_at.is_not(None),
+        )
+        .order_by(Handoff.ended_at.desc(), Handoff.id.desc())
+        .limit(1)
+    ).first()
+    if handoff is not None and handoff.ended_at is not None:
+        found.append(Episode(handoff_episode(handoff.id), AGENT_HANDBACK, handoff.ended_at))
+    resolved = session.scalars(
+        select(Ticket)
+        .where(
+            Ticket.conversation_id == conversation_id,
+            Ticket.kind != "csat_follow_up",
+            Ticket.resolved_at.is_not(None),
+        )
+        .order_by(Ticket.resolved_at.desc(), Ticket.id.desc())
+        .limit(1)
+    ).first()
+    if resolved is not None and resolved.resolved_at is not None:
+        found.append(Episode(ticket_episode(resolved), TICKET_RESOLVED, resolved.resolved_at, resolved.id))
+    served = _latest_bot_service(session, conversation_id)
+    if served is not None:
+        found.append(served)
+    return max(found, key=lambda episode: episode.at) if found else None
+
+
+def _latest_bot_service(session: Session, conversation_id: int) -> Episode | None:
+    prefix = f"chat:{conversation_id}"
+    found: list[Episode] = []
+    article = session.execute(
+        select(KbFeedback.id, KbFeedback.answered_at)
+        .where(
+            KbFeedback.conversation_id == conversation_id,
+            KbFeedback.helpful.is_not(None),
+            KbFeedback.answered_at.is_not(None),
+        )
+        .order_by(KbFeedback.answered_at.desc(), KbFeedback.id.desc())
+        .limit(1)
+    ).first()
+    if article is not None:
+        found.append(Episode(f"{prefix}:article:{article.id}", BOT_SERVED, article.answered_at))
+    order = session.execute(
+        select(VerificationAttempt.id, VerificationAttempt.created_at)
+        .where(VerificationAttempt.conversation_id == conversation_id, VerificationAttempt.succeeded)
+        .order_by(VerificationAttempt.created_at.desc(), VerificationAttempt.id.desc())
+        .limit(1)
+    ).first()
+    if order is not None:
+        found.append(Episode(f"{prefix}:order:{order.id}", BOT_SERVED, order.created_at))
+    opened = session.execute(
+        select(Ticket.id, Ticket.created_at)
+        .where(
+            Ticket.conversation_id == conversation_id,
+            Ticket.kind != "csat_follow_up",
+            Ticket.source_message_id.is_not(None),
+        )
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .limit(1)
+    ).first()
+    if opened is not None:
+        found.append(Episode(f"{prefix}:opened:{opened.id}", BOT_SERVED, opened.created_at))
+    return max(found, key=lambda episode: episode.at) if found else None
+
+
+def survey_of_episode(session: Session, key: str) -> CsatSurvey | None:
+    return session.scalars(select(CsatSurvey).where(CsatSurvey.episode == key)).first()
+
+
+def is_rated(session: Session, conversation_id: int, episode: Episode) -> bool:
+    """Whether the customer has already rated this episode."""
+    survey = survey_of_episode(session, episode.key)
+    if survey is not None and survey.status is SurveyStatus.ANSWERED:
+        return True
+    if episode.trigger != BOT_SERVED:
+        return False
+    # A rating in this chat after the bot's latest service covered it, whichever episode it was asked for.
+    later = session.scalars(
+        select(CsatSurvey.id).where(
+            CsatSurvey.conversation_id == conversation_id,
+            CsatSurvey.episode.is_not(None),
+            CsatSurvey.status == SurveyStatus.ANSWERED,
+            CsatSurvey.answered_at >= episode.at,
+        )
+    ).first()
+    return later is not None
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What a customer asking to rate us gets: a survey to answer, or why there is none."""
+
+    survey: CsatSurvey | None
+    episode: Episode | None
+
+    @property
+    def already_rated(self) -> bool:
+        return self.survey is None and self.episode is not None
+
+
+def offer_survey(
+    session: Session, conversation: Conversation, *, trigger: str, now: datetime | None = None
+) -> Offer:
+    """The survey for this chat's latest episode, unless there is none or it was rated already.
+
+    An episode's unanswered survey (waiting to be sent, asked, skipped) is the one offered again,
+    so an episode never has two. `trigger` names who asked for a bot-served chat's survey
+    (`customer_offered`, `conversation_end`); other episodes keep their own.
+    """
+    episode = latest_episode(session, conversation.id)
+    if episode is None:
+        return Offer(None, None)
+    if is_rated(session, conversation.id, episode):
+        return Offer(None, episode)
+    survey = survey_of_episode(session, episode.key)
+    if survey is None:
+        ticket = session.get(Ticket, episode.ticket_id) if episode.ticket_id is not None else None
+        survey = request_survey(
+            session,
+            trigger=trigger if episode.trigger == BOT_SERVED else episode.trigger,
+            ticket=ticket,
+            conversation=conversation,
+            episode=episode.key,
+            now=now,
+        )
+    return Offer(survey, episode)
+
+
+def _episode_of_request(
+    session: Session, trigger: str, ticket: Ticket | None, conversation: Conversation | None, now: datetime
+) -> str | None:
+    if trigger == TICKET_RESOLVED and ticket is not None:
+        return ticket_episode(ticket, now)
+    if trigger == AGENT_HANDBACK and conversation is not None:
+        handoff_id = session.scalars(
+            select(Handoff.id)
+            .where(Handoff.conversation_id == conversation.id, Handoff.outcome == "handed_back")
+            .order_by(Handoff.ended_at.desc(), Handoff.id.desc())
+            .limit(1)
+        ).first()
+        return handoff_episode(handoff_id) if handoff_id is not None else None
+    return None
+
+
 def request_survey(
     session: Session,
     *,
     trigger: str,
     ticket: Ticket | None = None,
     conversation: Conversation | None = None,
+    episode: str | None = None,
     now: datetime | None = None,
 ) -> CsatSurvey | None:
-    """Queue a survey about a resolved ticket or a finished chat; None when we cannot reach anyone."""
+    """Queue a survey about a resolved ticket or a finished chat; None when we cannot reach anyone
+    or the episode has its survey already. A resolved ticket's or a hand-back's episode is found
+    here when not given."""
     now = now or utcnow()
     if conversation is None and ticket is not None and ticket.conversation_id is not None:
         conversation = session.get(Conversation, ticket.conversation_id)
     # The follow-up ticket a bad score opens is for the lead: asking about it again would loop.
     if ticket is not None and ticket.kind == "csat_follow_up":
         return None
+    episode = episode or _episode_of_request(session, trigger, ticket, conversation, now)
+    if episode is not None and survey_of_episode(session, episode) is not None:
+        return None
     survey = CsatSurvey(
+        episode=episode,
         trigger=trigger,
         ticket_id=ticket.id if ticket is not None else None,
         conversation_id=conversation.id if conversation is not None else None,

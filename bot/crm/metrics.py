@@ -16,7 +16,7 @@ day it was opened, a hand-over to the day it was asked for and a survey answer t
   either done (answered / resolved) or are past due by `now`: met = done at or before the due
   time and never marked breached; missed = the others. Tickets still inside their time are left
   out, so a fresh range does not look worse or better than it is.
-- CSAT: answered surveys (1-5); satisfied = 4 or 5.
+- CSAT: answered surveys (1-5) that rate a service episode (bot/crm/csat.py); satisfied = 4 or 5.
 - Value tiers and life-cycle stages are the customers as they stand now, whatever the range.
 
 Counting happens in SQL (GROUP BY); only the two timestamps of each finished interval are fetched
@@ -228,6 +228,8 @@ class _Facts:
             .where(
                 CsatSurvey.status == SurveyStatus.ANSWERED,
                 CsatSurvey.score.is_not(None),
+                # Only ratings of a real service episode: not a chat's repeated "let me rate you".
+                CsatSurvey.episode.is_not(None),
                 self._within(CsatSurvey.answered_at),
             )
             .group_by(CsatSurvey.score)

@@ -559,8 +559,11 @@ class CsatSurvey(Base):
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
-    # ticket_resolved, conversation_end, agent_handback.
+    # ticket_resolved, conversation_end, agent_handback, customer_offered.
     trigger: Mapped[str] = mapped_column(String(32))
+    # The service episode rated (bot/crm/csat.py: "ticket:12@1764950400", "handoff:7",
+    # "chat:3:article:41"): one survey per episode, and only surveys with one count on the dashboard.
+    episode: Mapped[str | None] = mapped_column(String(80), unique=True)
     channel: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[SurveyStatus] = mapped_column(_enum(SurveyStatus), default=SurveyStatus.PENDING)
     score: Mapped[int | None]

@@ -21,6 +21,7 @@ The showcase customers (bot/demo/seed.py) are left out so their walk-through sta
 from __future__ import annotations
 
 import random
+import secrets
 from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
@@ -398,7 +399,8 @@ class _History:
         conversation: dict[str, Any] = {
             "id": conversation_id,
             "channel": channel,
-            "external_id": f"history-{conversation_id}",
+            # Not from the seeded generator: its seed is public, and a web chat's id is its only key.
+            "external_id": f"history-{secrets.token_urlsafe(24)}",
             "sender_id": self._sender_id(),
             "customer_id": person.customer_id if person else None,
             "mode": ConversationMode.BOT,
@@ -745,6 +747,10 @@ class _History:
                 "ticket_id": ticket_id,
                 "customer_id": customer_id,
                 "trigger": trigger,
+                # A scripted chat always served the customer; keys as bot/crm/csat.py makes them.
+                "episode": f"chat:{conversation['id']}:history:{len(self.rows[CsatSurvey])}"
+                if ticket_id is None
+                else f"ticket:{ticket_id}@{int(requested.timestamp())}",
                 "channel": conversation["channel"],
                 "status": status,
                 "score": score if done else None,

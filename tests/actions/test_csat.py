@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from actions.csat import ActionGoodbye, ActionStartCsat, ActionSubmitCsat, ValidateCsatForm
 from bot.crm import sla, tickets
 from bot.crm.conversations import store_inbound
-from bot.crm.models import Conversation, CsatSurvey, SurveyStatus, Ticket, TicketStatus
+from bot.crm.models import Conversation, CsatSurvey, SurveyStatus, Ticket, TicketStatus, VerificationAttempt
 from tests.support.chats import web_conversation
 from tests.support.trackers import make_tracker
 
@@ -43,15 +43,24 @@ def chat(crm: sessionmaker[Session], conversation: Conversation, messages: int) 
             store_inbound(session, session.get_one(Conversation, conversation.id), f"message {n}")
 
 
+def served(crm: sessionmaker[Session], conversation: Conversation) -> None:
+    """The bot found an order for the customer after they proved it: a service episode."""
+    with crm.begin() as session:
+        session.add(
+            VerificationAttempt(conversation_id=conversation.id, order_number="100001", succeeded=True)
+        )
+
+
 async def test_goodbye_asks_for_a_rating_after_a_real_chat_only_and_once(crm: sessionmaker[Session]) -> None:
     short = web_conversation(crm, "visitor-short")
-    chat(crm, short, 1)
+    chat(crm, short, 4)  # chatting alone is no service episode
     dispatcher = CollectingDispatcher()
     assert await ActionGoodbye().run(dispatcher, tracker(short), DOMAIN) == [SlotSet("csat_offer", False)]
     assert dispatcher.messages[0]["response"] == "utter_goodbye"
 
     long = web_conversation(crm, "visitor-long")
-    chat(crm, long, 4)
+    chat(crm, long, 2)
+    served(crm, long)
     events = await ActionGoodbye().run(CollectingDispatcher(), tracker(long), DOMAIN)
     assert SlotSet("csat_offer", True) in events
     again = await ActionGoodbye().run(CollectingDispatcher(), tracker(long), DOMAIN)
@@ -132,6 +141,7 @@ async def test_the_message_that_starts_the_survey_is_not_taken_as_an_answer(
 async def test_a_low_score_opens_a_follow_up_and_the_customer_is_told(crm: sessionmaker[Session]) -> None:
     conversation = web_conversation(crm)
     chat(crm, conversation, 3)
+    served(crm, conversation)
     await ActionGoodbye().run(CollectingDispatcher(), tracker(conversation), DOMAIN)
     with crm() as session:
         survey = session.scalars(
@@ -153,6 +163,7 @@ async def test_a_low_score_opens_a_follow_up_and_the_customer_is_told(crm: sessi
 async def _asked_survey(crm: sessionmaker[Session], conversation: Conversation) -> int:
     """A survey asked at the end of a real chat in `conversation`; returns its id."""
     chat(crm, conversation, 3)
+    served(crm, conversation)
     await ActionGoodbye().run(CollectingDispatcher(), tracker(conversation), DOMAIN)
     with crm() as session:
         return session.scalars(

@@ -20,9 +20,10 @@ from bot.crm.conversations import get_or_create_conversation, store_inbound, sto
 from bot.crm.models import AuthorKind
 from bot.settings import Settings
 from bot.web.app import create_app
+from tests.support.visitors import visitor_id
 
-VISITOR = "a" * 32
-OTHER_VISITOR = "b" * 32
+VISITOR = visitor_id()
+OTHER_VISITOR = visitor_id()
 SHOP = "https://shop.example"
 RECEIVE_TIMEOUT_SECONDS = 10.0
 
@@ -89,8 +90,10 @@ def receive(ws: WebSocketTestSession, timeout: float = RECEIVE_TIMEOUT_SECONDS) 
     return dict(json.loads(message["text"]))
 
 
-def live_url(visitor: str, after: int | None = None) -> str:
-    return f"/api/web/live?session={visitor}" + ("" if after is None else f"&after={after}")
+def connect(client: TestClient, visitor: str, after: int | None = None, **kwargs: Any) -> Any:
+    """Open the live socket as the widget does: the visitor id offered as a subprotocol."""
+    url = "/api/web/live" + ("" if after is None else f"?after={after}")
+    return client.websocket_connect(url, subprotocols=["kefu.live", f"kefu.visitor.{visitor}"], **kwargs)
 
 
 def test_connecting_sends_the_stored_messages_after_the_given_id_oldest_first(
@@ -101,7 +104,7 @@ def test_connecting_sends_the_stored_messages_after_the_given_id_oldest_first(
     _, third = say(db, VISITOR, AuthorKind.CUSTOMER, "100001")
     _, fourth = say(db, VISITOR, AuthorKind.AGENT, "Hi, Ada here.")
 
-    with client.websocket_connect(live_url(VISITOR, after=second)) as ws:
+    with connect(client, VISITOR, after=second) as ws:
         got = [receive(ws), receive(ws)]
     assert [frame["type"] for frame in got] == ["message", "message"]
     assert [frame["message"]["id"] for frame in got] == [third, fourth]
@@ -114,7 +117,7 @@ def test_connecting_sends_the_stored_messages_after_the_given_id_oldest_first(
 def test_without_after_the_whole_conversation_is_sent(client: TestClient, db: sessionmaker[Session]) -> None:
     say(db, VISITOR, AuthorKind.CUSTOMER, "hello")
     say(db, VISITOR, AuthorKind.BOT, "Hi! How can I help?")
-    with client.websocket_connect(live_url(VISITOR)) as ws:
+    with connect(client, VISITOR) as ws:
         texts = [receive(ws)["message"]["text"], receive(ws)["message"]["text"]]
     assert texts == ["hello", "Hi! How can I help?"]
 
@@ -125,7 +128,7 @@ def test_a_message_stored_and_published_later_arrives_at_once(
     # Without the hub's wake-up the socket would not look again for a minute.
     monkeypatch.setattr(widget_live, "RECHECK_SECONDS", 60.0)
     conversation_id, asked = say(db, VISITOR, AuthorKind.CUSTOMER, "can a person help me?")
-    with client.websocket_connect(live_url(VISITOR, after=0)) as ws:
+    with connect(client, VISITOR, after=0) as ws:
         assert receive(ws)["message"]["id"] == asked
         conversation_id, answered = say(db, VISITOR, AuthorKind.AGENT, "Sure, Sam here. What happened?")
         publish(client, conversation_id, answered, "Sure, Sam here. What happened?")
@@ -141,7 +144,7 @@ def test_a_message_nobody_published_still_arrives_on_the_next_check(
     # The scheduler's satisfaction survey is stored without telling the hub.
     monkeypatch.setattr(widget_live, "RECHECK_SECONDS", 0.2)
     say(db, VISITOR, AuthorKind.CUSTOMER, "thanks, bye")
-    with client.websocket_connect(live_url(VISITOR)) as ws:
+    with connect(client, VISITOR) as ws:
         assert receive(ws)["message"]["text"] == "thanks, bye"
         _, survey = say(db, VISITOR, AuthorKind.BOT, "How would you rate the help you got?")
         frame = receive(ws, timeout=5)
@@ -152,7 +155,7 @@ def test_a_visitor_who_has_not_written_yet_gets_their_first_messages(
     client: TestClient, db: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(widget_live, "RECHECK_SECONDS", 0.2)
-    with client.websocket_connect(live_url(VISITOR)) as ws:
+    with connect(client, VISITOR) as ws:
         _, first = say(db, VISITOR, AuthorKind.CUSTOMER, "hi")
         assert receive(ws, timeout=5)["message"]["id"] == first
 
@@ -163,7 +166,7 @@ def test_another_visitors_messages_are_never_sent(
     monkeypatch.setattr(widget_live, "RECHECK_SECONDS", 0.2)
     say(db, OTHER_VISITOR, AuthorKind.CUSTOMER, "my address is 12 Secret Lane")
     mine_id, mine = say(db, VISITOR, AuthorKind.CUSTOMER, "hello")
-    with client.websocket_connect(live_url(VISITOR)) as ws:
+    with connect(client, VISITOR) as ws:
         assert receive(ws)["message"]["id"] == mine
         # The other visitor's new message is published on the hub and stored; then one of ours.
         other_conversation, other_message = say(db, OTHER_VISITOR, AuthorKind.AGENT, "Your refund is EUR 80")
@@ -178,34 +181,56 @@ def test_another_visitors_messages_are_never_sent(
 
 
 def test_ping_is_answered_with_pong(client: TestClient) -> None:
-    with client.websocket_connect(live_url(VISITOR)) as ws:
+    with connect(client, VISITOR) as ws:
         ws.send_text("not json")  # ignored, the socket stays open
         ws.send_json({"type": "ping"})
         assert receive(ws) == {"type": "pong"}
 
 
 @pytest.mark.parametrize(
-    ("query", "reason_part"),
+    ("offered", "query", "reason_part"),
     [
-        ("session=", "session is empty"),
-        ("session=bad%20id%3Cscript%3E", "may contain only letters"),
-        (f"session={'x' * 129}", "the limit is 128"),
-        (f"session={VISITOR}&after=-1", "after must be"),
+        (["kefu.live"], "", "session is empty"),
+        (["kefu.live", "kefu.visitor."], "", "session is empty"),
+        (["kefu.live", f"kefu.visitor.{'x' * 129}"], "", "the limit is 128"),
+        (["kefu.live", f"kefu.visitor.{VISITOR}"], "?after=-1", "after must be"),
+        # An id in the URL would be written to logs: refused even when it is a good one.
+        (["kefu.live", f"kefu.visitor.{VISITOR}"], f"?session={VISITOR}", "never in the URL"),
+        ([], f"?session={VISITOR}", "never in the URL"),
     ],
 )
 def test_a_bad_session_id_or_cursor_closes_with_4400(
-    client: TestClient, query: str, reason_part: str
+    client: TestClient, offered: list[str], query: str, reason_part: str
 ) -> None:
-    url = f"/api/web/live?{query}"
-    with client.websocket_connect(url) as ws, pytest.raises(WebSocketDisconnect) as closed:
+    url = f"/api/web/live{query}"
+    with (
+        client.websocket_connect(url, subprotocols=offered) as ws,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
         receive(ws)
     assert closed.value.code == 4400
     assert reason_part in closed.value.reason
 
 
+@pytest.mark.parametrize("visitor", ["Qz", "history-3", "a" * 32, "A" * 40, VISITOR[:-1] + "x"])
+def test_an_id_the_gateway_did_not_issue_closes_with_4401(
+    client: TestClient, db: sessionmaker[Session], visitor: str
+) -> None:
+    say(db, visitor, AuthorKind.BOT, "Your order 100001 is on its way to Lisbon.")
+    with connect(client, visitor) as ws, pytest.raises(WebSocketDisconnect) as closed:
+        receive(ws)
+    assert closed.value.code == 4401
+    assert "POST /api/web/visitors" in closed.value.reason
+
+
+def test_the_socket_answers_with_the_live_subprotocol_not_the_id(client: TestClient) -> None:
+    with connect(client, VISITOR) as ws:
+        assert ws.accepted_subprotocol == "kefu.live"
+
+
 def test_a_foreign_origin_is_accepted(client: TestClient, db: sessionmaker[Session]) -> None:
     _, message = say(db, VISITOR, AuthorKind.BOT, "Welcome back!")
-    with client.websocket_connect(live_url(VISITOR), headers={"Origin": "https://any-shop.example"}) as ws:
+    with connect(client, VISITOR, headers={"Origin": "https://any-shop.example"}) as ws:
         assert receive(ws)["message"]["id"] == message
         ws.send_json({"type": "ping"})
         assert receive(ws) == {"type": "pong"}
@@ -235,7 +260,7 @@ def test_cors_preflight_for_posting_a_message_succeeds_from_any_origin_by_defaul
 
 
 def test_cors_headers_on_the_widget_api_responses(client: TestClient) -> None:
-    history = client.get(f"/api/web/history?session={VISITOR}", headers={"Origin": SHOP})
+    history = client.post("/api/web/history", json={"session": VISITOR}, headers={"Origin": SHOP})
     assert history.status_code == 200 and history.headers["access-control-allow-origin"] == "*"
     # Errors carry the header too, so the widget can read and show them.
     refused = client.post(

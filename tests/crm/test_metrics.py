@@ -104,9 +104,17 @@ def ticket(
     session.flush()
 
 
-def survey(session: Session, answered_at: datetime | None, score: int | None, status: SurveyStatus) -> None:
+def survey(
+    session: Session,
+    answered_at: datetime | None,
+    score: int | None,
+    status: SurveyStatus,
+    episode: str | None = "",
+) -> None:
+    """A survey of a service episode (a fresh one unless given; None: a survey about nothing)."""
     session.add(
         CsatSurvey(
+            episode=f"handoff:{secrets.token_hex(4)}" if episode == "" else episode,
             trigger="conversation_end",
             status=status,
             score=score,
@@ -263,6 +271,16 @@ def test_csat_distribution_average_and_satisfied_share(scenario: Session) -> Non
     chart = _board(scenario).chart("csat")
     assert chart.rows == [["1", 1], ["2", 0], ["3", 1], ["4", 1], ["5", 2]]
     assert chart.headline == {"average": 3.6, "satisfied_percent": 60.0, "answers": 5}
+
+
+def test_csat_leaves_out_ratings_of_no_service_episode(scenario: Session) -> None:
+    # An anonymous chat that said "I'd like to rate your service" over and over, before episodes.
+    for _ in range(3):
+        survey(scenario, at(2, 10), 1, SurveyStatus.ANSWERED, episode=None)
+    scenario.flush()
+    chart = _board(scenario).chart("csat")
+    assert chart.rows == [["1", 1], ["2", 0], ["3", 1], ["4", 1], ["5", 2]]
+    assert chart.headline["answers"] == 5
 
 
 def test_complaint_categories_most_first_and_only_complaints(scenario: Session) -> None:

@@ -24,6 +24,7 @@ from bot.crm.models import (
 )
 from bot.demo.seed import DEMO_PASSWORD_AGENT
 from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.visitors import named_visitor
 
 pytestmark = pytest.mark.rasa
 
@@ -41,14 +42,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def say(stack: Stack, session: str, text: str) -> str:
     response = httpx.post(
-        f"{stack.gateway_url}/api/web/messages", json={"session": session, "text": text}, timeout=30
+        f"{stack.gateway_url}/api/web/messages",
+        json={"session": named_visitor(session), "text": text},
+        timeout=30,
     )
     assert response.status_code == 200, response.text
     return "\n".join(m["text"] for m in response.json()["messages"])
 
 
 def history(stack: Stack, session: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{stack.gateway_url}/api/web/history", params={"session": session}, timeout=10)
+    response = httpx.get(
+        f"{stack.gateway_url}/api/web/history", params={"session": named_visitor(session)}, timeout=10
+    )
     assert response.status_code == 200, response.text
     messages: list[dict[str, Any]] = response.json()["messages"]
     return messages

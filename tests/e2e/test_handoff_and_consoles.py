@@ -22,6 +22,7 @@ from bot.crm.models import Conversation, CsatSurvey, Handoff
 from bot.demo.seed import DEMO_PASSWORD_AGENT, DEMO_PASSWORD_LEAD
 from tests.support.browser import chromium, log_in
 from tests.support.stack import Stack, console, running_stack
+from tests.support.visitors import named_visitor
 
 pytestmark = pytest.mark.rasa
 
@@ -53,14 +54,18 @@ def page(browser: Browser) -> Iterator[Page]:
 
 def say(stack: Stack, visitor: str, text: str) -> dict[str, Any]:
     response = httpx.post(
-        f"{stack.gateway_url}/api/web/messages", json={"session": visitor, "text": text}, timeout=60
+        f"{stack.gateway_url}/api/web/messages",
+        json={"session": named_visitor(visitor), "text": text},
+        timeout=60,
     )
     assert response.status_code == 200, response.text
     return dict(response.json())
 
 
 def history(stack: Stack, visitor: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{stack.gateway_url}/api/web/history", params={"session": visitor}, timeout=30)
+    response = httpx.get(
+        f"{stack.gateway_url}/api/web/history", params={"session": named_visitor(visitor)}, timeout=30
+    )
     return list(response.json()["messages"])
 
 

@@ -16,6 +16,7 @@ from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import KbArticle, KbFeedback, KbGap
 from bot.demo.seed import DEMO_PASSWORD_LEAD
 from tests.support.stack import Stack, running_stack
+from tests.support.visitors import named_visitor
 
 pytestmark = pytest.mark.rasa
 
@@ -31,7 +32,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def say(stack: Stack, visitor: str, text: str) -> list[dict[str, Any]]:
     response = httpx.post(
-        f"{stack.gateway_url}/api/web/messages", json={"session": visitor, "text": text}, timeout=60
+        f"{stack.gateway_url}/api/web/messages",
+        json={"session": named_visitor(visitor), "text": text},
+        timeout=60,
     )
     assert response.status_code == 200, response.text
     messages: list[dict[str, Any]] = response.json()["messages"]

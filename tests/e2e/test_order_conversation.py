@@ -21,6 +21,7 @@ from bot.crm.models import (
     VerificationAttempt,
 )
 from tests.support.stack import Stack, free_port, running_stack, stack_settings
+from tests.support.visitors import named_visitor
 
 pytestmark = pytest.mark.rasa
 
@@ -33,7 +34,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def say(stack: Stack, session: str, text: str) -> dict[str, Any]:
     response = httpx.post(
-        f"{stack.gateway_url}/api/web/messages", json={"session": session, "text": text}, timeout=30
+        f"{stack.gateway_url}/api/web/messages",
+        json={"session": named_visitor(session), "text": text},
+        timeout=30,
     )
     assert response.status_code == 200, response.text
     return response.json()
@@ -64,7 +67,9 @@ def test_customer_tracks_an_order_and_lists_the_others(stack: Stack) -> None:
     button = next(b for m in listing["messages"] for b in m["buttons"] if "#100003" in b["title"])
     assert "hasn't shipped" in texts(say(stack, visitor, button["payload"]))
 
-    history = httpx.get(f"{stack.gateway_url}/api/web/history", params={"session": visitor}).json()
+    history = httpx.get(
+        f"{stack.gateway_url}/api/web/history", params={"session": named_visitor(visitor)}
+    ).json()
     customer_texts = [m["text"] for m in history["messages"] if m["author"] == "customer"]
     assert customer_texts == [
         "hello there",
@@ -77,7 +82,9 @@ def test_customer_tracks_an_order_and_lists_the_others(stack: Stack) -> None:
     ]
 
     with make_sessionmaker(make_engine(stack.settings))() as session:
-        conversation = session.scalars(select(Conversation).where(Conversation.external_id == visitor)).one()
+        conversation = session.scalars(
+            select(Conversation).where(Conversation.external_id == named_visitor(visitor))
+        ).one()
         messages = session.scalars(
             select(Message).where(Message.conversation_id == conversation.id).order_by(Message.id)
         ).all()
@@ -90,7 +97,7 @@ def test_customer_tracks_an_order_and_lists_the_others(stack: Stack) -> None:
         )
         assert conversation.customer_id is not None
         identity = session.scalars(
-            select(CustomerIdentity).where(CustomerIdentity.external_id == visitor)
+            select(CustomerIdentity).where(CustomerIdentity.external_id == named_visitor(visitor))
         ).one()
         assert identity.channel == "web" and identity.customer_id == conversation.customer_id
         attempts = session.scalars(
@@ -154,7 +161,7 @@ def test_action_server_down_gives_a_polite_fallback(tmp_path: Path) -> None:
         reply = say(broken, "e2e-visitor-down", "where is order 100001")
         assert reply["messages"] and "sorry" in texts(reply).lower()
         history = httpx.get(
-            f"{broken.gateway_url}/api/web/history", params={"session": "e2e-visitor-down"}
+            f"{broken.gateway_url}/api/web/history", params={"session": named_visitor("e2e-visitor-down")}
         ).json()
         assert history["messages"][0]["text"] == "where is order 100001"
         with make_sessionmaker(make_engine(settings))() as session:
@@ -163,7 +170,7 @@ def test_action_server_down_gives_a_polite_fallback(tmp_path: Path) -> None:
                 select(Message)
                 .join(Conversation, Conversation.id == Message.conversation_id)
                 .where(
-                    Conversation.external_id == "e2e-visitor-down",
+                    Conversation.external_id == named_visitor("e2e-visitor-down"),
                     Message.author_kind == AuthorKind.CUSTOMER,
                 )
             ).one()

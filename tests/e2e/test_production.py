@@ -26,6 +26,7 @@ from bot.errors import DATABASE_DOWN_TEXT
 from tests.support.cluster import Cluster, cluster_settings, start_cluster
 from tests.support.fakes.tcp_proxy import TcpProxy
 from tests.support.services import PrivateRedis, postgres_database, private_redis, redis_namespace
+from tests.support.visitors import named_visitor
 
 pytestmark = [pytest.mark.rasa, pytest.mark.postgres]
 
@@ -79,12 +80,16 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
 
 
 def say(gateway: str, visitor: str, text: str, client_message_id: str | None = None) -> httpx.Response:
-    body = {"session": visitor, "text": text, "client_message_id": client_message_id or uuid.uuid4().hex}
+    body = {
+        "session": named_visitor(visitor),
+        "text": text,
+        "client_message_id": client_message_id or uuid.uuid4().hex,
+    }
     return httpx.post(f"{gateway}/api/web/messages", json=body, timeout=60)
 
 
 def history(gateway: str, visitor: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{gateway}/api/web/history", params={"session": visitor}, timeout=30)
+    response = httpx.get(f"{gateway}/api/web/history", params={"session": named_visitor(visitor)}, timeout=30)
     response.raise_for_status()
     return list(response.json()["messages"])
 
@@ -118,7 +123,11 @@ def test_200_concurrent_conversations_over_two_of_everything(production: Product
             gateway = gateways[(number + turn) % len(gateways)]
             response = await client.post(
                 f"{gateway}/api/web/messages",
-                json={"session": visitor, "text": text, "client_message_id": f"{visitor}-{turn}"},
+                json={
+                    "session": named_visitor(visitor),
+                    "text": text,
+                    "client_message_id": f"{visitor}-{turn}",
+                },
             )
             assert response.status_code == 200, response.text
             answers.append({"visitor": visitor, **response.json()})

@@ -36,6 +36,7 @@ from tests.support.fakes.telegram_api import (
     text_update,
 )
 from tests.support.stack import Stack, console, running_stack, stack_settings
+from tests.support.visitors import named_visitor
 
 pytestmark = pytest.mark.rasa
 
@@ -266,7 +267,9 @@ def test_one_customer_on_telegram_and_on_the_web(stack: Stack, fake: FakeTelegra
     visitor = f"e2e-telegram-web-{uuid.uuid4().hex[:8]}"
     for text in ("where is my order 100005?", "jonas.becker@example.com"):
         response = httpx.post(
-            f"{stack.gateway_url}/api/web/messages", json={"session": visitor, "text": text}, timeout=60
+            f"{stack.gateway_url}/api/web/messages",
+            json={"session": named_visitor(visitor), "text": text},
+            timeout=60,
         )
         assert response.status_code == 200, response.text
     web_conversation = response.json()["conversation_id"]
@@ -280,7 +283,10 @@ def test_one_customer_on_telegram_and_on_the_web(stack: Stack, fake: FakeTelegra
         identities = session.scalars(
             select(CustomerIdentity).where(CustomerIdentity.customer_id == jonas.id)
         ).all()
-        assert {(i.channel, i.external_id) for i in identities} >= {("telegram", str(chat)), ("web", visitor)}
+        assert {(i.channel, i.external_id) for i in identities} >= {
+            ("telegram", str(chat)),
+            ("web", named_visitor(visitor)),
+        }
         linked = session.scalars(
             select(AuditLog).where(AuditLog.action == "identity_linked", AuditLog.record_id == str(jonas.id))
         ).all()

@@ -25,6 +25,7 @@ from bot.live import LiveHub
 from bot.rasa_client import BotReply, RasaClient
 from bot.settings import Settings
 from bot.web.app import create_app
+from tests.support.visitors import named_visitor
 
 ORDER_BUTTONS = [
     {"title": "#100001 · in transit", "payload": '/track_order{"order_number": "100001"}'},
@@ -145,7 +146,9 @@ async def gateway(web_settings: Settings) -> AsyncIterator[tuple[FastAPI, RasaSt
 
 async def _say(app: FastAPI, visitor: str, text: str) -> str:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
-        response = await http.post("/api/web/messages", json={"session": visitor, "text": text})
+        response = await http.post(
+            "/api/web/messages", json={"session": named_visitor(visitor), "text": text}
+        )
     assert response.status_code == 200, response.text
     return "\n".join(m["text"] for m in response.json()["messages"])
 

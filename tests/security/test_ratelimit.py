@@ -28,6 +28,7 @@ from bot.crm.models import Direction, Message
 from bot.settings import Settings
 from bot.web.app import create_app
 from tests.support.services import REDIS_URL, private_redis, redis_namespace, require_redis
+from tests.support.visitors import named_visitor
 
 
 class Clock:
@@ -59,7 +60,7 @@ async def gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def say(http: httpx.AsyncClient, visitor: str, text: str = "where is my order?") -> httpx.Response:
-    return await http.post("/api/web/messages", json={"session": visitor, "text": text})
+    return await http.post("/api/web/messages", json={"session": named_visitor(visitor), "text": text})
 
 
 # --- the sliding window -------------------------------------------------------------------------------
@@ -121,7 +122,9 @@ async def test_a_visitor_over_the_limit_gets_429_and_the_message_is_not_stored(
             f"send it again in {seconds} seconds"
         )
         assert customer_messages(db) == 3
-        history = (await http.get("/api/web/history", params={"session": "eager-visitor"})).json()
+        history = (
+            await http.get("/api/web/history", params={"session": named_visitor("eager-visitor")})
+        ).json()
         assert "one too many" not in [m["text"] for m in history["messages"]]
         # Somebody else is not held up by it.
         assert (await say(http, "patient-visitor")).status_code == 200
@@ -155,20 +158,23 @@ def test_too_many_new_live_sockets_are_closed_with_4429(web_settings: Settings) 
         update={"web_rate_per_minute": 2, "web_rate_per_address_per_minute": 50}
     )
     app = create_app(settings)
+    offer = ["kefu.live", f"kefu.visitor.{named_visitor('socket-visitor')}"]
     with TestClient(app) as client:
         for _ in range(2):
-            with client.websocket_connect("/api/web/live?session=socket-visitor") as socket:
+            with client.websocket_connect("/api/web/live", subprotocols=offer) as socket:
                 socket.send_json({"type": "ping"})
                 assert socket.receive_json() == {"type": "pong"}
         with (
             pytest.raises(WebSocketDisconnect) as refused,
-            client.websocket_connect("/api/web/live?session=socket-visitor") as socket,
+            client.websocket_connect("/api/web/live", subprotocols=offer) as socket,
         ):
             socket.receive_json()
         assert refused.value.code == 4429 and "try again in" in refused.value.reason
         # Messages are counted apart from sockets.
         assert (
-            client.post("/api/web/messages", json={"session": "socket-visitor", "text": "hi"}).status_code
+            client.post(
+                "/api/web/messages", json={"session": named_visitor("socket-visitor"), "text": "hi"}
+            ).status_code
             == 200
         )
 

@@ -29,6 +29,7 @@ from starlette.websockets import WebSocketDisconnect
 from bot.crm.models import Agent, AgentRole
 from bot.settings import Settings
 from bot.web.app import create_app
+from tests.support.visitors import visitor_id
 
 PASSWORD = "a long enough password"
 AGENT_EMAIL, LEAD_EMAIL = "agent@kefu.test", "lead@kefu.test"
@@ -39,6 +40,8 @@ PUBLIC = {
     ("GET", "/healthz"): "health, for load balancers and monitoring",
     ("POST", "/api/web/messages"): "the widget: the visitor id is the key to the chat",
     ("GET", "/api/web/history"): "the widget: the visitor id is the key to the chat",
+    ("POST", "/api/web/history"): "the widget: the visitor id is the key to the chat",
+    ("POST", "/api/web/visitors"): "the widget: issues a new visitor id, storing nothing",
     ("WS", "/api/web/live"): "the widget: the visitor id is the key to the chat",
     ("POST", "/telegram/webhook"): "Telegram: X-Telegram-Bot-Api-Secret-Token, else 401",
     ("POST", "/api/auth/login"): "logging in (throttled, tests/web/routes/test_auth.py)",
@@ -212,7 +215,8 @@ def test_the_console_socket_refuses_a_visitor_without_a_login_and_the_widget_soc
         with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/api/console/live"):
             pass
         assert refused.value.code == 4401
-        with client.websocket_connect("/api/web/live?session=route-auth-visitor") as widget:
+        offer = ["kefu.live", f"kefu.visitor.{visitor_id()}"]
+        with client.websocket_connect("/api/web/live", subprotocols=offer) as widget:
             widget.send_json({"type": "ping"})
             assert widget.receive_json() == {"type": "pong"}
 

@@ -35,6 +35,7 @@ from bot.settings import Settings
 from tests.support.browser import chromium, log_in, new_page
 from tests.support.fakes.telegram_api import FakeTelegram, command_update, text_update
 from tests.support.stack import Stack, console, running_stack, stack_settings
+from tests.support.visitors import named_visitor
 from tests.support.widget import ShopSite, open_shop
 
 pytestmark = pytest.mark.rasa
@@ -133,7 +134,9 @@ def sessions(stack: Stack) -> sessionmaker[Session]:
 
 def say(stack: Stack, visitor: str, text: str) -> dict[str, Any]:
     response = httpx.post(
-        f"{stack.gateway_url}/api/web/messages", json={"session": visitor, "text": text}, timeout=60
+        f"{stack.gateway_url}/api/web/messages",
+        json={"session": named_visitor(visitor), "text": text},
+        timeout=60,
     )
     assert response.status_code == 200, response.text
     return dict(response.json())
@@ -151,7 +154,8 @@ def conversation(stack: Stack, channel: str, external_id: str) -> Conversation:
     with sessions(stack)() as session:
         return session.scalars(
             select(Conversation).where(
-                Conversation.channel == channel, Conversation.external_id == external_id
+                Conversation.channel == channel,
+                Conversation.external_id == (named_visitor(external_id) if channel == "web" else external_id),
             )
         ).one()
 
@@ -176,7 +180,9 @@ def wait_for_mode(stack: Stack, visitor: str, mode: str, timeout: float = 60) ->
     while time.monotonic() < deadline:
         with sessions(stack)() as session:
             found = session.scalars(
-                select(Conversation).where(Conversation.channel == "web", Conversation.external_id == visitor)
+                select(Conversation).where(
+                    Conversation.channel == "web", Conversation.external_id == named_visitor(visitor)
+                )
             ).one_or_none()
         if found is not None and found.mode.value == mode:
             return found
@@ -421,3 +427,22 @@ def test_no_secret_value_reaches_any_processs_log(stack: Stack, fake: FakeTelegr
     assert "token=[redacted]" in log
     for process in ("rasa", "actions", "gateway"):
         assert f"{process} | " in log
+
+
+def test_no_visitor_id_reaches_the_gateways_log(stack: Stack, page: Page, shop: ShopSite) -> None:
+    """A widget chat over the live socket, and a script that puts its id in the socket's URL."""
+    widget = open_shop(page, shop, stack.gateway_url)
+    widget.open()
+    widget.say("do you ship to portugal?")
+    widget.wait_until_live()
+    expect(widget.messages("bot")).not_to_have_count(0, timeout=60_000)
+    visitor = widget.visitor()
+    in_url = named_visitor(f"sec-url-{uuid.uuid4().hex[:8]}")
+    ws_url = stack.gateway_url.replace("http://", "ws://") + f"/api/web/live?session={in_url}"
+    page.evaluate("url => new Promise(done => { const s = new WebSocket(url); s.onclose = done; })", ws_url)
+    time.sleep(1)  # what the gateway prints reaches its log file a moment later
+
+    log = stack.log()
+    assert visitor not in log and in_url not in log
+    # It looked where the ids would have been: uvicorn logged the socket's URL, redacted.
+    assert "/api/web/live?session=[redacted]" in log

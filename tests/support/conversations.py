@@ -43,9 +43,10 @@ import yaml
 from sqlalchemy import select
 
 from bot.crm.db import make_engine, make_sessionmaker
-from bot.crm.models import Conversation, Customer, Order, Ticket, TicketStatus
+from bot.crm.models import Conversation, CsatSurvey, Customer, Order, Ticket, TicketStatus
 from bot.demo.seed import DEMO_PASSWORD_AGENT
 from tests.support.stack import Stack, console
+from tests.support.visitors import named_visitor
 
 CONVERSATIONS_DIR = Path(__file__).resolve().parent.parent / "conversations"
 TURN_KEYS = {"say", "press", "agent", "wait"}
@@ -115,7 +116,7 @@ def check_conversation(conversation: Any, where: str) -> None:
         if "agent" in turn and turn["agent"] not in ("claim", "reply", "handback", "close"):
             raise ConversationError(f"{name} turn {number}: unknown agent action {turn['agent']!r}")
     crm = conversation.get("crm") or {}
-    unknown = set(crm) - {"tickets", "mode", "proof"}
+    unknown = set(crm) - {"tickets", "mode", "proof", "surveys"}
     if unknown:
         raise ConversationError(f"{name}: unknown crm keys {sorted(unknown)}")
     for ticket in crm.get("tickets", []) or []:
@@ -294,7 +295,7 @@ def fill_placeholders(stack: Stack, conversation: dict[str, Any]) -> dict[str, A
 
 
 def play(stack: Stack, conversation: dict[str, Any], session: str) -> Chat:
-    chat = Chat(stack, session)
+    chat = Chat(stack, named_visitor(session))
     conversation = fill_placeholders(stack, conversation)
     for number, turn in enumerate(conversation["turns"], 1):
         if "say" in turn:
@@ -333,6 +334,12 @@ def check_crm(chat: Chat, crm: dict[str, Any]) -> None:
             problems.append(f"conversation mode is {conversation.mode.value!r}, expected {crm['mode']!r}")
         if "proof" in crm and str(conversation.proof) != str(crm["proof"]):
             problems.append(f"the chat's proof is {conversation.proof!r}, expected {crm['proof']!r}")
+        if "surveys" in crm:
+            surveys = db.scalars(
+                select(CsatSurvey).where(CsatSurvey.conversation_id == conversation.id)
+            ).all()
+            if len(surveys) != crm["surveys"]:
+                problems.append(f"{len(surveys)} survey rows in this conversation, expected {crm['surveys']}")
         mine = db.scalars(
             select(Ticket).where(Ticket.conversation_id == conversation.id).order_by(Ticket.id)
         ).all()

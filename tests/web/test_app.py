@@ -28,8 +28,12 @@ from bot.crm.models import (
 from bot.rasa_client import RasaClient, RasaUnavailable, normalise_replies
 from bot.settings import Settings
 from bot.web.app import create_app
+from tests.support.visitors import visitor_id
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "bot" / "web" / "static"
+# Two visitors, with ids as the gateway issues them (POST /api/web/visitors).
+VISITOR_1 = visitor_id()
+VISITOR_2 = visitor_id()
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -66,10 +70,10 @@ async def post(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
-        ({"session": "visitor-1", "text": ""}, 400, "text is empty: type a message"),
-        ({"session": "visitor-1", "text": "   \n\t  "}, 400, "text is empty: type a message"),
-        ({"session": "visitor-1", "text": "x" * 2001}, 400, "text is 2001 characters; the limit is 2000"),
-        ({"session": "visitor-1", "text": "a\x00b"}, 400, "text contains a NUL character"),
+        ({"session": VISITOR_1, "text": ""}, 400, "text is empty: type a message"),
+        ({"session": VISITOR_1, "text": "   \n\t  "}, 400, "text is empty: type a message"),
+        ({"session": VISITOR_1, "text": "x" * 2001}, 400, "text is 2001 characters; the limit is 2000"),
+        ({"session": VISITOR_1, "text": "a\x00b"}, 400, "text contains a NUL character"),
         (
             {"session": "visitor 1", "text": "hi"},
             400,
@@ -79,15 +83,15 @@ async def post(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
         ({"session": "", "text": "hi"}, 400, "session is empty"),
         ({"session": "v" * 129, "text": "hi"}, 400, "session is 129 characters; the limit is 128"),
         (
-            {"session": "visitor-1", "text": "hi", "client_message_id": "a b"},
+            {"session": VISITOR_1, "text": "hi", "client_message_id": "a b"},
             400,
             "client_message_id may contain only",
         ),
-        ({"session": "visitor-1"}, 422, "text is missing"),
+        ({"session": VISITOR_1}, 422, "text is missing"),
         ({"text": "hello"}, 422, "session is missing"),
         ({}, 422, "session is missing; text is missing"),
-        ({"session": "visitor-1", "text": 42}, 422, "text must be a string"),
-        ({"session": ["visitor-1"], "text": "hi"}, 422, "session must be a string"),
+        ({"session": VISITOR_1, "text": 42}, 422, "text must be a string"),
+        ({"session": [VISITOR_1], "text": "hi"}, 422, "session must be a string"),
     ],
 )
 async def test_bad_message_is_refused_with_a_clear_error(
@@ -104,7 +108,7 @@ async def test_bad_message_is_refused_with_a_clear_error(
 @pytest.mark.parametrize(
     ("content", "content_type", "error"),
     [
-        ('{"session": "visitor-1", "text": ', "application/json", "the request body is not valid JSON"),
+        ('{"session": VISITOR_1, "text": ', "application/json", "the request body is not valid JSON"),
         ("[]", "application/json", "the request body must be a JSON object"),
         ("session=visitor-1&text=hi", "application/x-www-form-urlencoded", "must be a JSON object"),
         ("", "application/json", "the request body must be a JSON object"),
@@ -123,7 +127,7 @@ async def test_body_that_is_not_a_json_object_is_refused(
 async def test_oversized_body_is_refused_before_parsing(
     client: httpx.AsyncClient, db: sessionmaker[Session]
 ) -> None:
-    response = await post(client, session="visitor-1", text="x" * 200_000)
+    response = await post(client, session=VISITOR_1, text="x" * 200_000)
 
     assert response.status_code == 413
     assert "the limit is 65536" in response.json()["error"]
@@ -131,7 +135,7 @@ async def test_oversized_body_is_refused_before_parsing(
 
 
 async def test_text_at_the_limit_is_accepted_after_trimming(client: httpx.AsyncClient) -> None:
-    response = await post(client, session="visitor-1", text="  " + "x" * 2000 + "\n")
+    response = await post(client, session=VISITOR_1, text="  " + "x" * 2000 + "\n")
 
     assert response.status_code == 200
 
@@ -142,7 +146,7 @@ async def test_text_at_the_limit_is_accepted_after_trimming(client: httpx.AsyncC
 async def test_rasa_down_gives_polite_fallback_and_keeps_the_message(
     client: httpx.AsyncClient, db: sessionmaker[Session]
 ) -> None:
-    response = await post(client, session="visitor-1", text="  Where is my order?  ")
+    response = await post(client, session=VISITOR_1, text="  Where is my order?  ")
 
     assert response.status_code == 200
     body = response.json()
@@ -179,7 +183,7 @@ async def test_rasa_that_never_answers_times_out_into_the_fallback(
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
         ):
-            response = await post(client, session="visitor-1", text="hello")
+            response = await post(client, session=VISITOR_1, text="hello")
 
     assert response.status_code == 200
     assert response.json()["messages"][0]["text"] == FALLBACK_TEXT
@@ -191,9 +195,9 @@ async def test_rasa_that_never_answers_times_out_into_the_fallback(
 async def test_new_conversation_gets_an_unguessable_rasa_sender_id(
     client: httpx.AsyncClient, db: sessionmaker[Session]
 ) -> None:
-    first = (await post(client, session="visitor-1", text="hi")).json()
-    second = (await post(client, session="visitor-1", text="again")).json()
-    other = (await post(client, session="visitor-2", text="hi")).json()
+    first = (await post(client, session=VISITOR_1, text="hi")).json()
+    second = (await post(client, session=VISITOR_1, text="again")).json()
+    other = (await post(client, session=VISITOR_2, text="hi")).json()
 
     assert first["conversation_id"] == second["conversation_id"] != other["conversation_id"]
     with db() as session:
@@ -206,11 +210,11 @@ async def test_new_conversation_gets_an_unguessable_rasa_sender_id(
 
 
 async def test_history_returns_the_conversation_in_order(client: httpx.AsyncClient) -> None:
-    await post(client, session="visitor-1", text="first")
-    await post(client, session="visitor-1", text="second")
-    await post(client, session="visitor-2", text="someone else")
+    await post(client, session=VISITOR_1, text="first")
+    await post(client, session=VISITOR_1, text="second")
+    await post(client, session=VISITOR_2, text="someone else")
 
-    response = await client.get("/api/web/history", params={"session": "visitor-1"})
+    response = await client.get("/api/web/history", params={"session": VISITOR_1})
 
     assert response.status_code == 200
     body = response.json()
@@ -231,7 +235,7 @@ async def test_history_returns_the_conversation_in_order(client: httpx.AsyncClie
 async def test_history_of_unknown_session_is_empty(
     client: httpx.AsyncClient, db: sessionmaker[Session]
 ) -> None:
-    response = await client.get("/api/web/history", params={"session": "never-seen"})
+    response = await client.get("/api/web/history", params={"session": visitor_id()})
 
     assert response.status_code == 200
     assert response.json() == {"conversation_id": None, "mode": "bot", "messages": []}
@@ -254,8 +258,8 @@ async def test_history_refuses_bad_or_missing_session(client: httpx.AsyncClient)
 async def test_repeated_client_message_id_is_answered_but_not_stored_twice(
     client: httpx.AsyncClient, db: sessionmaker[Session]
 ) -> None:
-    first = await post(client, session="visitor-1", text="hello", client_message_id="msg-1")
-    retry = await post(client, session="visitor-1", text="hello", client_message_id="msg-1")
+    first = await post(client, session=VISITOR_1, text="hello", client_message_id="msg-1")
+    retry = await post(client, session=VISITOR_1, text="hello", client_message_id="msg-1")
 
     assert retry.status_code == 200
     assert retry.json() == first.json()
@@ -267,10 +271,10 @@ async def test_repeated_client_message_id_is_answered_but_not_stored_twice(
 
 
 async def test_retry_returns_only_the_replies_to_that_message(client: httpx.AsyncClient) -> None:
-    first = (await post(client, session="visitor-1", text="one", client_message_id="msg-1")).json()
-    await post(client, session="visitor-1", text="two", client_message_id="msg-2")
+    first = (await post(client, session=VISITOR_1, text="one", client_message_id="msg-1")).json()
+    await post(client, session=VISITOR_1, text="two", client_message_id="msg-2")
 
-    retry = (await post(client, session="visitor-1", text="one", client_message_id="msg-1")).json()
+    retry = (await post(client, session=VISITOR_1, text="one", client_message_id="msg-1")).json()
 
     assert retry["message_id"] == first["message_id"]
     assert [m["id"] for m in retry["messages"]] == [m["id"] for m in first["messages"]]
@@ -279,9 +283,9 @@ async def test_retry_returns_only_the_replies_to_that_message(client: httpx.Asyn
 async def test_client_message_id_of_another_chat_is_refused(
     client: httpx.AsyncClient, db: sessionmaker[Session]
 ) -> None:
-    await post(client, session="visitor-1", text="mine", client_message_id="msg-1")
+    await post(client, session=VISITOR_1, text="mine", client_message_id="msg-1")
 
-    response = await post(client, session="visitor-2", text="replay", client_message_id="msg-1")
+    response = await post(client, session=VISITOR_2, text="replay", client_message_id="msg-1")
 
     assert response.status_code == 409
     assert "client_message_id was already used" in response.json()["error"]
@@ -292,7 +296,7 @@ async def test_client_message_id_of_another_chat_is_refused(
 async def test_concurrent_duplicate_is_answered_as_a_retry(
     client: httpx.AsyncClient, db: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = (await post(client, session="visitor-1", text="hello", client_message_id="msg-1")).json()
+    first = (await post(client, session=VISITOR_1, text="hello", client_message_id="msg-1")).json()
     # The duplicate check runs before the other request has committed: the unique constraint decides.
     real_find = pipeline.find_message_by_channel_id
     calls = iter([None])
@@ -300,7 +304,7 @@ async def test_concurrent_duplicate_is_answered_as_a_retry(
         pipeline, "find_message_by_channel_id", lambda *args: next(calls, None) or real_find(*args)
     )
 
-    second = await post(client, session="visitor-1", text="hello", client_message_id="msg-1")
+    second = await post(client, session=VISITOR_1, text="hello", client_message_id="msg-1")
 
     assert second.status_code == 200
     assert second.json()["message_id"] == first["message_id"]
@@ -340,7 +344,7 @@ def test_conversation_created_concurrently_is_reused(
 @pytest.fixture
 def conversation_id(db: sessionmaker[Session]) -> Iterator[int]:
     with db.begin() as session:
-        conversation = conversations.get_or_create_conversation(session, "web", "visitor-1")
+        conversation = conversations.get_or_create_conversation(session, "web", VISITOR_1)
     yield conversation.id
 
 
@@ -349,8 +353,8 @@ async def test_waiting_for_agent_skips_the_bot_and_says_so_once(
 ) -> None:
     set_mode(db, conversation_id, ConversationMode.PENDING_AGENT)
 
-    first = (await post(client, session="visitor-1", text="hello?")).json()
-    second = (await post(client, session="visitor-1", text="anyone there?")).json()
+    first = (await post(client, session=VISITOR_1, text="hello?")).json()
+    second = (await post(client, session=VISITOR_1, text="anyone there?")).json()
 
     assert first["mode"] == second["mode"] == "pending_agent"
     # Rasa is down: had it been asked, the answer would be the fallback.
@@ -368,7 +372,7 @@ async def test_agent_chatting_gets_no_automatic_notice(
         conversation = session.get_one(Conversation, conversation_id)
         conversations.store_outbound(session, conversation, AuthorKind.AGENT, "Hi, I'm Ana. How can I help?")
 
-    body = (await post(client, session="visitor-1", text="my parcel is late")).json()
+    body = (await post(client, session=VISITOR_1, text="my parcel is late")).json()
 
     assert body["mode"] == "agent"
     assert body["messages"] == []
@@ -379,7 +383,7 @@ async def test_closed_conversation_reopens_with_the_bot(
 ) -> None:
     set_mode(db, conversation_id, ConversationMode.CLOSED)
 
-    body = (await post(client, session="visitor-1", text="one more question")).json()
+    body = (await post(client, session=VISITOR_1, text="one more question")).json()
 
     assert body["conversation_id"] == conversation_id
     assert body["mode"] == "bot"

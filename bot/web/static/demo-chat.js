@@ -6,7 +6,7 @@
   const STORAGE_KEY = "kefu.visitor";
   const POLL_MS = 5000; // while a person is involved
   const IDLE_POLL_MS = 20000; // otherwise: the bot may still write first (a survey after a resolved ticket)
-  const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+  const VISITOR_PATTERN = /^[A-Za-z0-9_-]{40}$/; // the shape of the ids the gateway issues
   const AUTHOR_LABELS = {
     customer: "You",
     bot: "Assistant",
@@ -30,9 +30,10 @@
   let pollEvery = 0;
 
   class ChatError extends Error {
-    constructor(message, retryable) {
+    constructor(message, retryable, status = 0) {
       super(message);
       this.retryable = retryable;
+      this.status = status;
     }
   }
 
@@ -42,21 +43,46 @@
     return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
-  function loadVisitorId() {
+  function storedVisitorId() {
     try {
-      let id = window.localStorage.getItem(STORAGE_KEY);
-      if (!id || !ID_PATTERN.test(id)) {
-        id = randomId();
-        window.localStorage.setItem(STORAGE_KEY, id);
-      }
-      return id;
+      const id = window.localStorage.getItem(STORAGE_KEY);
+      return id && VISITOR_PATTERN.test(id) ? id : null; // an older page's own id is never sent
     } catch {
-      // Storage blocked (private mode, strict settings): the chat still works for this page view.
-      return randomId();
+      return null; // storage blocked (private mode): the chat lasts for this page view
     }
   }
 
-  const visitor = loadVisitorId();
+  let visitor = storedVisitorId();
+
+  /** The visitor id the gateway issued us, asked for when we have none (or it refused ours). */
+  async function visitorId() {
+    if (visitor) return visitor;
+    const data = await api("/api/web/visitors", { method: "POST" });
+    if (!data || typeof data.session !== "string" || !VISITOR_PATTERN.test(data.session)) {
+      throw new ChatError(SERVER_MESSAGE, true);
+    }
+    visitor = data.session;
+    try {
+      window.localStorage.setItem(STORAGE_KEY, visitor);
+    } catch {
+      /* storage blocked: nothing to do */
+    }
+    return visitor;
+  }
+
+  async function fetchHistory() {
+    const id = await visitorId();
+    try {
+      return await api("/api/web/history", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ session: id }),
+      });
+    } catch (error) {
+      if (error instanceof ChatError && error.status === 401) visitor = null;
+      throw error;
+    }
+  }
 
   function showStatus(text) {
     statusLine.textContent = text;
@@ -160,7 +186,9 @@
     }
     if (!response.ok) {
       const message = data && typeof data.error === "string" ? data.error : SERVER_MESSAGE;
-      throw new ChatError(message, response.status >= 500 || response.status === 429);
+      // 401: the gateway does not know our visitor id; a retry asks for a new one.
+      const retryable = response.status >= 500 || response.status === 429 || response.status === 401;
+      throw new ChatError(message, retryable, response.status);
     }
     return data;
   }
@@ -178,7 +206,8 @@
   async function refreshHistory() {
     if (sending || document.hidden) return;
     try {
-      const data = await api(`/api/web/history?session=${encodeURIComponent(visitor)}`);
+      if (!visitor) return; // no chat yet
+      const data = await fetchHistory();
       if (sending) return; // a send started meanwhile; its answer will bring these messages
       data.messages.forEach(renderMessage);
       setMode(data.mode);
@@ -222,11 +251,18 @@
       sendButton.disabled = true;
       const typing = showTyping();
       try {
-        const data = await api("/api/web/messages", {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ session: visitor, text, client_message_id: clientMessageId }),
-        });
+        const id = await visitorId();
+        let data;
+        try {
+          data = await api("/api/web/messages", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ session: id, text, client_message_id: clientMessageId }),
+          });
+        } catch (error) {
+          if (error instanceof ChatError && error.status === 401) visitor = null;
+          throw error;
+        }
         bubble.classList.remove("msg--pending");
         rendered.add(data.message_id);
         if (shownText) buttonTitles.set(text, shownText);
@@ -280,7 +316,11 @@
 
   async function start() {
     try {
-      const data = await api(`/api/web/history?session=${encodeURIComponent(visitor)}`);
+      if (!visitor) {
+        setMode("bot"); // no chat yet: nothing to show until the visitor writes
+        return;
+      }
+      const data = await fetchHistory();
       data.messages.forEach(renderMessage);
       setMode(data.mode);
     } catch (error) {

@@ -40,6 +40,7 @@ from bot.demo.seed import DEMO_PASSWORD_AGENT, DEMO_PASSWORD_LEAD, seed_demo_dat
 from bot.rasa_client import RasaClient
 from bot.settings import Settings
 from bot.web.app import create_app
+from tests.support.visitors import named_visitor
 
 FURIOUS = "This is absolutely ridiculous, you useless thieves, I am furious!!"
 
@@ -96,7 +97,9 @@ async def customer(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _say(customer: httpx.AsyncClient, visitor: str, text: str) -> dict[str, Any]:
-    response = await customer.post("/api/web/messages", json={"session": visitor, "text": text})
+    response = await customer.post(
+        "/api/web/messages", json={"session": named_visitor(visitor), "text": text}
+    )
     assert response.status_code == 200, response.text
     return dict(response.json())
 
@@ -109,7 +112,7 @@ async def _waiting_chat(customer: httpx.AsyncClient, visitor: str) -> int:
 
 
 async def _history(customer: httpx.AsyncClient, visitor: str) -> list[dict[str, Any]]:
-    response = await customer.get("/api/web/history", params={"session": visitor})
+    response = await customer.get("/api/web/history", params={"session": named_visitor(visitor)})
     return list(response.json()["messages"])
 
 
@@ -227,7 +230,11 @@ async def test_the_strong_language_trigger_can_be_switched_off(
     async with off.router.lifespan_context(off):
         transport = httpx.ASGITransport(app=off)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            body = (await client.post("/api/web/messages", json={"session": "calm", "text": FURIOUS})).json()
+            body = (
+                await client.post(
+                    "/api/web/messages", json={"session": named_visitor("calm"), "text": FURIOUS}
+                )
+            ).json()
     # It went to the bot (which is down here: the polite fallback), not to the queue.
     assert body["mode"] == "bot" and body["messages"][0]["metadata"]["notice"] == "bot_unavailable"
 
@@ -391,13 +398,14 @@ def test_the_console_gets_new_customer_messages_live(live_client: TestClient) ->
     assert login.status_code == 200
     with live_client.websocket_connect("/api/console/live") as socket:
         assert socket.receive_json()["type"] == "hello"
-        live_client.post("/api/web/messages", json={"session": "live-1", "text": FURIOUS})
+        live_client.post("/api/web/messages", json={"session": named_visitor("live-1"), "text": FURIOUS})
         events = [socket.receive_json() for _ in range(3)]
         messages = [e["message"]["text"] for e in events if e["type"] == "message"]
         assert messages[0] == FURIOUS and "bringing in a person" in messages[1]
         assert any(e["type"] == "queue" for e in events)
         live_client.post(
-            "/api/web/messages", json={"session": "live-1", "text": "<img src=x onerror=alert(1)>"}
+            "/api/web/messages",
+            json={"session": named_visitor("live-1"), "text": "<img src=x onerror=alert(1)>"},
         )
         event = socket.receive_json()
         assert event["type"] == "message" and event["message"]["text"] == "<img src=x onerror=alert(1)>"

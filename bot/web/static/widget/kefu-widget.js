@@ -28,7 +28,11 @@
     outbox: "kefu.widget.outbox",
   };
   const HEX_COLOR = /^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/;
-  const VISITOR_ID = /^[0-9a-f]{32}$/;
+  // Issued by the gateway (POST api/web/visitors); an id of another shape (an older widget's) is
+  // never sent: the visitor gets a new one.
+  const VISITOR_ID = /^[A-Za-z0-9_-]{40}$/;
+  const LIVE_PROTOCOL = "kefu.live";
+  const VISITOR_PROTOCOL = "kefu.visitor."; // the id travels as a subprotocol, never in a URL
   const POLL_MS = 5000; // history polling while the socket is down
   const PING_MS = 25000;
   const PONG_WAIT_MS = 10000;
@@ -90,12 +94,9 @@
     return Array.from(buffer, (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
-  function visitorId() {
+  function storedVisitor() {
     const stored = load(KEYS.visitor);
-    if (stored && VISITOR_ID.test(stored)) return stored;
-    const fresh = randomHex(16); // 128 random bits: the visitor's key to their conversation
-    save(KEYS.visitor, fresh);
-    return fresh;
+    return stored && VISITOR_ID.test(stored) ? stored : null;
   }
 
   function loadOutbox() {
@@ -109,7 +110,8 @@
     }
   }
 
-  const visitor = visitorId();
+  let visitor = storedVisitor(); // the key to this visitor's chat; null until the gateway issues one
+  let issuing = null; // the request for a new visitor id, while one is under way
   const outbox = loadOutbox(); // [{cid, text, shown}], oldest first; sent one at a time, in order
 
   function saveOutbox() {
@@ -602,10 +604,11 @@
   // --- HTTP -----------------------------------------------------------------------------------------
 
   class ChatError extends Error {
-    constructor(message, retryable, retryAfter = 0) {
+    constructor(message, retryable, retryAfter = 0, unknownVisitor = false) {
       super(message);
       this.retryable = retryable;
       this.retryAfter = retryAfter; // seconds the gateway asked us to wait (429), 0 if it did not say
+      this.unknownVisitor = unknownVisitor; // 401: the gateway does not know our visitor id
     }
   }
 
@@ -638,6 +641,7 @@
       const wait = positiveInt(data && String(data.retry_after), 5);
       throw new ChatError(TEXT.slowDown(wait), true, wait);
     }
+    if (response.status === 401) throw new ChatError(TEXT.retrying, true, 0, true);
     if (!response.ok) {
       const retryable = response.status >= 500 || response.status === 408;
       const message = data && typeof data.error === "string" ? data.error : TEXT.serverError;
@@ -646,8 +650,43 @@
     return data || {};
   }
 
-  function historyPath() {
-    return `api/web/history?session=${encodeURIComponent(visitor)}`;
+  /** The visitor id, asking the gateway for one first when we have none. */
+  async function ensureVisitor() {
+    if (visitor) return visitor;
+    if (!issuing) {
+      issuing = request("api/web/visitors", { method: "POST" })
+        .then((data) => {
+          if (typeof data.session !== "string" || !VISITOR_ID.test(data.session)) {
+            throw new ChatError(TEXT.serverError, true);
+          }
+          visitor = data.session;
+          save(KEYS.visitor, visitor);
+          return visitor;
+        })
+        .finally(() => {
+          issuing = null;
+        });
+    }
+    return issuing;
+  }
+
+  /** The gateway refused this id (a new SECRET_KEY, say): the next request gets a new one. */
+  function forgetVisitor(refused) {
+    if (refused && visitor === refused) visitor = null;
+  }
+
+  async function loadHistory() {
+    const id = await ensureVisitor();
+    try {
+      return await request("api/web/history", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ session: id }),
+      });
+    } catch (failure) {
+      if (failure instanceof ChatError && failure.unknownVisitor) forgetVisitor(id);
+      throw failure;
+    }
   }
 
   function takeHistory(data) {
@@ -703,14 +742,17 @@
         inFlight += 1;
         setTyping(true);
         let data;
+        let sentAs = null;
         try {
+          sentAs = await ensureVisitor();
           data = await request("api/web/messages", {
             method: "POST",
             headers: { "Content-Type": "application/json" },
-            body: JSON.stringify({ session: visitor, text: item.text, client_message_id: item.cid }),
+            body: JSON.stringify({ session: sentAs, text: item.text, client_message_id: item.cid }),
           });
         } catch (failure) {
           const chatError = failure instanceof ChatError ? failure : new ChatError(TEXT.serverError, true);
+          if (chatError.unknownVisitor) forgetVisitor(sentAs); // resent under a new id
           if (!chatError.retryable) {
             outbox.shift();
             saveOutbox();
@@ -762,21 +804,37 @@
   let pongTimer = null;
   let pollTimer = null;
   let polling = false;
+  let gettingVisitor = false;
 
   function liveUrl() {
     const url = new URL("api/web/live", GATEWAY);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    url.searchParams.set("session", visitor);
     url.searchParams.set("after", String(lastId()));
     return url.href;
   }
 
   function connectLive() {
     liveWanted = true;
-    if (socket || reconnectTimer) return;
+    if (socket || reconnectTimer || gettingVisitor) return;
+    if (!visitor) {
+      gettingVisitor = true;
+      ensureVisitor().then(
+        () => {
+          gettingVisitor = false;
+          connectLive();
+        },
+        () => {
+          gettingVisitor = false;
+          startPolling();
+          scheduleReconnect();
+        },
+      );
+      return;
+    }
+    const connectedAs = visitor;
     let ws;
     try {
-      ws = new WebSocket(liveUrl());
+      ws = new WebSocket(liveUrl(), [LIVE_PROTOCOL, VISITOR_PROTOCOL + connectedAs]);
     } catch {
       startPolling();
       scheduleReconnect();
@@ -807,6 +865,7 @@
       socket = null;
       stopPinging();
       startPolling();
+      if (event.code === 4401) forgetVisitor(connectedAs); // the next attempt asks for a new id
       if (event.code === 4400) {
         setConnection("refused"); // the gateway refused this visitor id; polling still shows replies
         return;
@@ -859,7 +918,7 @@
     if (polling) return;
     polling = true;
     try {
-      takeHistory(await request(historyPath(), { method: "GET" }));
+      takeHistory(await loadHistory());
       if (status.textContent === TEXT.reconnecting) showStatus("");
       sendNow();
     } catch {
@@ -968,7 +1027,8 @@
   (async () => {
     log.setAttribute("aria-busy", "true"); // do not read the whole history aloud
     try {
-      takeHistory(await request(historyPath(), { method: "GET" }));
+      // A visitor without an id has no chat yet: the id is asked for once they open or write.
+      if (visitor) takeHistory(await loadHistory());
     } catch {
       liveWanted = true;
       startPolling();
