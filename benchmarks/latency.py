@@ -107,7 +107,9 @@ def rasa_sender(stack: Stack) -> Send:
     url = f"{stack.settings.rasa_url.rstrip('/')}/webhooks/rest/webhook"
 
     async def send(client: httpx.AsyncClient, sender: str, text: str) -> str:
-        response = await client.post(url, json={"sender": sender, "message": text})
+        response = await client.post(
+            url, params={"token": stack.settings.rasa_token}, json={"sender": sender, "message": text}
+        )
         if response.status_code != 200:
             raise WrongAnswer(f"HTTP {response.status_code}: {response.text[:200]}")
         body = response.json()
@@ -370,7 +372,7 @@ def _process_kind(cmdline: str) -> str | None:
     if Path(cmdline.split(" ", 1)[0]).name in ("sh", "bash", "dash"):
         return None
     # rasa_sdk's command line contains "rasa" too, so it is checked first.
-    if "rasa_sdk" in cmdline:
+    if "rasa_sdk" in cmdline or "bot.launch.action_server" in cmdline:
         return "actions"
     if "uvicorn" in cmdline:
         return "gateway"

@@ -46,6 +46,8 @@ def secret_values(settings: Settings) -> list[str]:
     values = [
         settings.secret_key,
         settings.rasa_token,
+        settings.action_server_token,
+        settings.smtp_password,
         settings.telegram_bot_token,
         settings.telegram_webhook_secret,
     ]
