@@ -135,7 +135,7 @@ def sessions(stack: Stack) -> sessionmaker[Session]:
 def say(stack: Stack, visitor: str, text: str) -> dict[str, Any]:
     response = httpx.post(
         f"{stack.gateway_url}/api/web/messages",
-        json={"session": named_visitor(visitor), "text": text},
+        json={"session": named_visitor(visitor, SECRET_KEY), "text": text},
         timeout=60,
     )
     assert response.status_code == 200, response.text
@@ -155,7 +155,8 @@ def conversation(stack: Stack, channel: str, external_id: str) -> Conversation:
         return session.scalars(
             select(Conversation).where(
                 Conversation.channel == channel,
-                Conversation.external_id == (named_visitor(external_id) if channel == "web" else external_id),
+                Conversation.external_id
+                == (named_visitor(external_id, SECRET_KEY) if channel == "web" else external_id),
             )
         ).one()
 
@@ -181,7 +182,8 @@ def wait_for_mode(stack: Stack, visitor: str, mode: str, timeout: float = 60) ->
         with sessions(stack)() as session:
             found = session.scalars(
                 select(Conversation).where(
-                    Conversation.channel == "web", Conversation.external_id == named_visitor(visitor)
+                    Conversation.channel == "web",
+                    Conversation.external_id == named_visitor(visitor, SECRET_KEY),
                 )
             ).one_or_none()
         if found is not None and found.mode.value == mode:
@@ -437,7 +439,7 @@ def test_no_visitor_id_reaches_the_gateways_log(stack: Stack, page: Page, shop: 
     widget.wait_until_live()
     expect(widget.messages("bot")).not_to_have_count(0, timeout=60_000)
     visitor = widget.visitor()
-    in_url = named_visitor(f"sec-url-{uuid.uuid4().hex[:8]}")
+    in_url = named_visitor(f"sec-url-{uuid.uuid4().hex[:8]}", SECRET_KEY)
     ws_url = stack.gateway_url.replace("http://", "ws://") + f"/api/web/live?session={in_url}"
     page.evaluate("url => new Promise(done => { const s = new WebSocket(url); s.onclose = done; })", ws_url)
     time.sleep(1)  # what the gateway prints reaches its log file a moment later

@@ -7,12 +7,19 @@ import functools
 import httpx
 
 from bot.channels.widget import is_issued_visitor_id, issue_visitor_id
-from bot.settings import PLACEHOLDER_SECRET
+from bot.settings import Settings
 
 
-def visitor_id(secret_key: str = PLACEHOLDER_SECRET) -> str:
-    """An id as a gateway with this SECRET_KEY issues it (tests' settings keep the placeholder)."""
-    return issue_visitor_id(secret_key)
+@functools.cache
+def installation_secret() -> str:
+    """The SECRET_KEY every Settings() of this checkout resolves to when none is set (var/secret_key):
+    the key of the test stacks and of the in-process apps alike."""
+    return Settings().secret_key
+
+
+def visitor_id(secret_key: str | None = None) -> str:
+    """An id as a gateway with this SECRET_KEY (by default the installation's) issues it."""
+    return issue_visitor_id(secret_key or installation_secret())
 
 
 def new_visitor(gateway_url: str) -> str:
@@ -23,7 +30,8 @@ def new_visitor(gateway_url: str) -> str:
 
 
 @functools.cache
-def named_visitor(name: str) -> str:
+def named_visitor(name: str, secret_key: str | None = None) -> str:
     """One issued id per readable name ("visitor-1"), the same every time within a test run; an id
     that is already one the gateway issues (the widget's, say) is itself."""
-    return name if is_issued_visitor_id(PLACEHOLDER_SECRET, name) else visitor_id()
+    key = secret_key or installation_secret()
+    return name if is_issued_visitor_id(key, name) else issue_visitor_id(key)
