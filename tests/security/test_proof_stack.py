@@ -7,7 +7,6 @@ order number), and the owner is never the one locked out.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from sqlalchemy import select
 from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import Conversation, Order, OrderStatus
 from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.visitors import new_visitor
 
 pytestmark = pytest.mark.rasa
 
@@ -31,6 +31,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         update={"verification_max_failures_per_address": ADDRESS_CAP}
     )
     with running_stack(workdir, settings=settings) as running:
+        _stack[:] = [running]
         yield running
 
 
@@ -42,8 +43,12 @@ def say(stack: Stack, visitor: str, text: str) -> str:
     return "\n".join(m["text"] for m in response.json()["messages"])
 
 
+_stack: list[Stack] = []
+
+
 def fresh() -> str:
-    return f"proof-{uuid.uuid4().hex}"
+    """A new chat: a visitor id the gateway issues, as the widget gets one."""
+    return new_visitor(_stack[0].gateway_url)
 
 
 def chat_of(stack: Stack, visitor: str) -> Conversation:

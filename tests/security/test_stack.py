@@ -284,7 +284,7 @@ def test_five_failures_pause_the_chat_and_the_owner_then_needs_the_code(stack: S
     with sessions(stack)() as session:
         locked = session.scalars(select(AuditLog).where(AuditLog.action == "verification_locked")).all()
         assert any(row.details.get("order_number") == "100007" for row in locked)
-        assert conversation(stack, "web", owner).proof == "code"
+    assert conversation(stack, "web", owner).proof == "code"
 
 
 # --- markup in a knowledge-base article ----------------------------------------------------------------
