@@ -195,16 +195,21 @@ def code_in(text: str) -> str | None:
     return match.group(1) + match.group(2) if match else None
 
 
-def check_code(session: Session, conversation: Conversation, given: str, config: Settings) -> str:
-    """Check a code typed in this chat: "ok" (the chat is now the customer's, by code), "wrong" (tries
-    remain), "spent" (no tries left, or expired: a new code is needed) or "none" (no code was sent)."""
-    now = utcnow()
-    pending = session.scalars(
+def _unused_code(session: Session, conversation: Conversation) -> OneTimeCode | None:
+    """The newest code sent to this chat and not used up yet."""
+    return session.scalars(
         select(OneTimeCode)
         .where(OneTimeCode.conversation_id == conversation.id, OneTimeCode.used_at.is_(None))
         .order_by(OneTimeCode.id.desc())
         .limit(1)
     ).first()
+
+
+def check_code(session: Session, conversation: Conversation, given: str, config: Settings) -> str:
+    """Check a code typed in this chat: "ok" (the chat is now the customer's, by code), "wrong" (tries
+    remain), "spent" (no tries left, or expired: a new code is needed) or "none" (no code was sent)."""
+    now = utcnow()
+    pending = _unused_code(session, conversation)
     if pending is None:
         return "none"
     if pending.expires_at < now or pending.tries >= config.one_time_code_tries:
@@ -227,12 +232,7 @@ def check_code(session: Session, conversation: Conversation, given: str, config:
 
 
 def tries_left(session: Session, conversation: Conversation, config: Settings) -> int:
-    pending = session.scalars(
-        select(OneTimeCode)
-        .where(OneTimeCode.conversation_id == conversation.id, OneTimeCode.used_at.is_(None))
-        .order_by(OneTimeCode.id.desc())
-        .limit(1)
-    ).first()
+    pending = _unused_code(session, conversation)
     return 0 if pending is None else max(0, config.one_time_code_tries - pending.tries)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -12,10 +11,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import uvicorn
@@ -23,6 +20,9 @@ from starlette.types import ASGIApp
 
 from bot.processes import process_env
 from bot.settings import PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    from tests.support.mail import MailSink
 
 MODEL = PROJECT_ROOT / "models" / "kefu.tar.gz"
 START_TIMEOUT_SECONDS = 240
@@ -62,31 +62,15 @@ class Stack:
     log_dir: Path
     run_dir: Path
 
-    def mails(self, to: str | None = None) -> list[EmailMessage]:
-        """The mails the stack's local mail sink kept (bot/mailsink.py), oldest first; only those to
-        `to` if given."""
-        folder = Path(self.settings.mail_sink_dir)
-        kept = [
-            message_from_bytes(path.read_bytes(), policy=default_policy)
-            for path in sorted(folder.glob("*.eml"))
-        ]
-        mails = [mail for mail in kept if isinstance(mail, EmailMessage)]
-        return [mail for mail in mails if to is None or str(mail["To"]).lower() == to.lower()]
+    def mail_sink(self) -> MailSink:
+        """The stack's local mail sink (bot/mailsink.py), to read the mails it kept."""
+        from tests.support.mail import MailSink  # noqa: PLC0415 (tests.support.mail uses free_port)
+
+        return MailSink(self.settings.smtp_host, self.settings.smtp_port, Path(self.settings.mail_sink_dir))
 
     def latest_code(self, to: str | None = None, timeout: float = 10) -> str:
         """The one-time code in the newest code mail (to `to`), waiting a little for it to arrive."""
-        deadline = time.monotonic() + timeout
-        while True:
-            codes = [
-                match.group(1)
-                for mail in self.mails(to)
-                if (match := re.search(r"Your code: (\d{6})", str(mail["Subject"])))
-            ]
-            if codes:
-                return codes[-1]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no code mail to {to or 'anyone'} in {self.settings.mail_sink_dir}")
-            time.sleep(0.2)
+        return self.mail_sink().latest_code(to, timeout)
 
     def log(self) -> str:
         """What supervisord and every process it runs printed, each line after its process's name."""
