@@ -115,6 +115,10 @@ class ValidateCodeForm(FormValidationAction):
     async def validate_one_time_code(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if tracker.get_slot("requested_slot") != CODE_SLOT:
+            # The form has just started, on the message that asked for something else ("and my other
+            # orders?"): that message is not an answer to a question not yet put.
+            return {CODE_SLOT: None}
         config = settings()
         typed = latest_text(tracker) or str(value or "")
         code = proof.code_in(typed)

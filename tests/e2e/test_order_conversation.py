@@ -59,7 +59,12 @@ def test_customer_tracks_an_order_and_lists_the_others(stack: Stack) -> None:
     answer = texts(reply)
     assert "#100001" in answer and "DHL" in answer and "Expected delivery" in answer
 
-    listing = say(stack, visitor, "and my other orders?")
+    # One order's proof shows that order; the others need the code from Ana's mailbox.
+    asked = texts(say(stack, visitor, "and my other orders?"))
+    assert "e-mailed a 6-digit code to a•••@example.com" in asked and "#100002" not in asked
+    assert "I need the 6-digit code" not in asked  # the question is not its own wrong answer
+    code = stack.latest_code("ana.souza@example.com")
+    listing = say(stack, visitor, code)
     assert "#100002" in texts(listing) and "#100003" in texts(listing)
     assert any("#100003" in b["title"] for m in listing["messages"] for b in m["buttons"])
 
@@ -78,6 +83,7 @@ def test_customer_tracks_an_order_and_lists_the_others(stack: Stack) -> None:
         "can you check order 100001 again",
         "ana.souza@example.com",
         "and my other orders?",
+        code,
         button["payload"],
     ]
 
@@ -90,7 +96,7 @@ def test_customer_tracks_an_order_and_lists_the_others(stack: Stack) -> None:
         ).all()
         # Stored in order: every customer message is followed by the bot's answers to it.
         authors = [m.author_kind for m in messages]
-        assert authors[0] is AuthorKind.CUSTOMER and authors.count(AuthorKind.CUSTOMER) == 7
+        assert authors[0] is AuthorKind.CUSTOMER and authors.count(AuthorKind.CUSTOMER) == 8
         assert all(a is AuthorKind.BOT for a in authors[1:] if a is not AuthorKind.CUSTOMER)
         assert all(
             m.status is MessageStatus.PROCESSED for m in messages if m.author_kind is AuthorKind.CUSTOMER
@@ -103,7 +109,9 @@ def test_customer_tracks_an_order_and_lists_the_others(stack: Stack) -> None:
         attempts = session.scalars(
             select(VerificationAttempt).where(VerificationAttempt.conversation_id == conversation.id)
         ).all()
-        assert [a.succeeded for a in attempts] == [False, True, True]
+        # The pick from the list needed no proof of its own: the chat was proven by the code.
+        assert [a.succeeded for a in attempts] == [False, True]
+        assert conversation.proof == "code"
 
 
 def test_delayed_order_is_apologised_for_and_a_ticket_opened(stack: Stack) -> None:
