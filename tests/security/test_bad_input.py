@@ -27,6 +27,7 @@ from bot.crm.migrate import upgrade_database
 from bot.crm.models import Agent, AgentRole, Conversation, Message
 from bot.settings import Settings
 from bot.web.app import create_app
+from tests.support.visitors import named_visitor
 
 PASSWORD = "a long enough password"
 HUGE = str(2**64 + 1)
@@ -65,7 +66,7 @@ async def test_a_widget_message_that_is_not_text_is_400_and_nothing_is_stored(
     named: str,
 ) -> None:
     # Written by hand: a JSON encoder would refuse to encode a lone surrogate.
-    body = '{"session": "visitor-bad-text", "text": "hello ' + escaped + '"}'
+    body = '{"session": "' + named_visitor("visitor-bad-text") + '", "text": "hello ' + escaped + '"}'
     response = await client.post(
         "/api/web/messages", content=body.encode(), headers={"Content-Type": "application/json"}
     )
@@ -78,7 +79,11 @@ async def test_a_widget_message_that_is_not_text_is_400_and_nothing_is_stored(
 async def test_surrogate_pairs_and_ordinary_text_are_still_customer_messages(
     client: httpx.AsyncClient, db: sessionmaker[Session]
 ) -> None:
-    body = '{"session": "visitor-emoji", "text": "Danke \\ud83d\\ude00 \\u00e9t\\u00e9 \\u4f60\\u597d"}'
+    body = (
+        '{"session": "'
+        + named_visitor("visitor-emoji")
+        + '", "text": "Danke \\ud83d\\ude00 \\u00e9t\\u00e9 \\u4f60\\u597d"}'
+    )
     response = await client.post(
         "/api/web/messages", content=body.encode(), headers={"Content-Type": "application/json"}
     )
@@ -219,7 +224,9 @@ def sockets(web_settings: Settings) -> Iterator[TestClient]:
 def test_a_binary_frame_on_the_widget_socket_closes_it_with_1003(
     sockets: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with sockets.websocket_connect("/api/web/live?session=visitor-binary") as socket:
+    with sockets.websocket_connect(
+        "/api/web/live", subprotocols=["kefu.live", "kefu.visitor." + named_visitor("visitor-binary")]
+    ) as socket:
         socket.send_bytes(b"\x00\x01binary")
         with pytest.raises(WebSocketDisconnect) as closed:
             while True:
@@ -232,7 +239,9 @@ def test_a_binary_frame_on_the_widget_socket_closes_it_with_1003(
 def test_a_frame_that_is_not_a_json_object_closes_the_widget_socket_with_1007(
     sockets: TestClient, caplog: pytest.LogCaptureFixture, frame: str
 ) -> None:
-    with sockets.websocket_connect("/api/web/live?session=visitor-garbage") as socket:
+    with sockets.websocket_connect(
+        "/api/web/live", subprotocols=["kefu.live", "kefu.visitor." + named_visitor("visitor-garbage")]
+    ) as socket:
         socket.send_text(frame)
         with pytest.raises(WebSocketDisconnect) as closed:
             while True:
@@ -242,7 +251,9 @@ def test_a_frame_that_is_not_a_json_object_closes_the_widget_socket_with_1007(
 
 
 def test_the_widget_socket_still_answers_pings(sockets: TestClient) -> None:
-    with sockets.websocket_connect("/api/web/live?session=visitor-ping") as socket:
+    with sockets.websocket_connect(
+        "/api/web/live", subprotocols=["kefu.live", "kefu.visitor." + named_visitor("visitor-ping")]
+    ) as socket:
         socket.send_text(json.dumps({"type": "ping"}))
         assert socket.receive_json() == {"type": "pong"}
 

@@ -22,6 +22,7 @@ from bot.crm.models import Agent, AgentRole, AuditLog
 from bot.settings import PROJECT_ROOT, Settings
 from bot.web.app import STATIC_DIR, create_app
 from tests.security.test_route_auth import endpoints
+from tests.support.visitors import named_visitor
 
 PASSWORD = "a long enough password"
 
@@ -69,17 +70,25 @@ def test_open_live_sockets_are_limited_per_address(web_settings: Settings) -> No
     app = create_app(web_settings.model_copy(update={"web_live_sockets_per_address": 2}))
     with TestClient(app) as client:
         with (
-            client.websocket_connect("/api/web/live?session=a"),
-            client.websocket_connect("/api/web/live?session=b"),
+            client.websocket_connect(
+                "/api/web/live", subprotocols=["kefu.live", "kefu.visitor." + named_visitor("a")]
+            ),
+            client.websocket_connect(
+                "/api/web/live", subprotocols=["kefu.live", "kefu.visitor." + named_visitor("b")]
+            ),
         ):
             with (
-                client.websocket_connect("/api/web/live?session=c") as third,
+                client.websocket_connect(
+                    "/api/web/live", subprotocols=["kefu.live", "kefu.visitor." + named_visitor("c")]
+                ) as third,
                 pytest.raises(WebSocketDisconnect) as closed,
             ):
                 third.receive_json()
             assert closed.value.code == 4429
         # Both closed: a new one is let in again.
-        with client.websocket_connect("/api/web/live?session=d") as fourth:
+        with client.websocket_connect(
+            "/api/web/live", subprotocols=["kefu.live", "kefu.visitor." + named_visitor("d")]
+        ) as fourth:
             fourth.send_json({"type": "ping"})
             assert fourth.receive_json() == {"type": "pong"}
 
@@ -87,12 +96,17 @@ def test_open_live_sockets_are_limited_per_address(web_settings: Settings) -> No
 async def test_history_reads_are_rate_limited(web_settings: Settings) -> None:
     app = create_app(web_settings.model_copy(update={"web_history_per_minute": 3}))
     async with app.router.lifespan_context(app), _client(app) as http:
-        answers = [(await http.get("/api/web/history?session=v1")).status_code for _ in range(4)]
+        answers = [
+            (await http.get("/api/web/history", params={"session": named_visitor("v1")})).status_code
+            for _ in range(4)
+        ]
         assert answers == [200, 200, 200, 429]
-        refused = await http.get("/api/web/history?session=v1")
+        refused = await http.get("/api/web/history", params={"session": named_visitor("v1")})
         assert int(refused.headers["Retry-After"]) >= 1
         assert refused.json()["retry_after"] >= 1
-        assert (await http.get("/api/web/history?session=v2")).status_code == 200
+        assert (
+            await http.get("/api/web/history", params={"session": named_visitor("v2")})
+        ).status_code == 200
 
 
 async def test_every_page_has_a_content_security_policy(
