@@ -31,6 +31,8 @@ DIALOGUE_SLOTS = (
     "complaint_opening",
     "complaint_cancelled",
     "form_misfits",
+    "one_time_code",
+    "code_for",
     "pending_request",
     "ticket_reference",
     "csat_survey_id",

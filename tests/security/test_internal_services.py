@@ -27,6 +27,7 @@ from bot.crm.models import Conversation
 from bot.settings import PROJECT_ROOT, Settings
 from tests.support.fakes.telegram_api import FakeTelegram
 from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.visitors import named_visitor
 
 pytestmark = pytest.mark.rasa
 
@@ -76,7 +77,9 @@ def stack(fake: FakeTelegram, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def say(stack: Stack, visitor: str, text: str) -> str:
     response = httpx.post(
-        f"{stack.gateway_url}/api/web/messages", json={"session": visitor, "text": text}, timeout=60
+        f"{stack.gateway_url}/api/web/messages",
+        json={"session": named_visitor(visitor, SECRET_KEY), "text": text},
+        timeout=60,
     )
     assert response.status_code == 200, response.text
     return "\n".join(message["text"] for message in response.json()["messages"])
@@ -92,7 +95,10 @@ def verified_sender(stack: Stack) -> str:
     try:
         with make_sessionmaker(engine)() as session:
             chat = session.scalars(
-                select(Conversation).where(Conversation.channel == "web", Conversation.external_id == visitor)
+                select(Conversation).where(
+                    Conversation.channel == "web",
+                    Conversation.external_id == named_visitor(visitor, SECRET_KEY),
+                )
             ).one()
             assert chat.customer_id is not None
             return chat.sender_id
