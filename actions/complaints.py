@@ -84,14 +84,11 @@ class ActionStartComplaint(Action):
             # "and the return?" after an order was discussed is a question, not a complaint; someone
             # else in the customer's account gets the security answer and a person.
             return [FollowupAction("action_answer_question")]
-        if (
-            text
-            and complaints.infer_category(text) not in WENT_WRONG
-            and not sentiment.is_frustrated(text)
-            and await article_instead(tracker)
-        ):
+        story = complaints.infer_category(text) in WENT_WRONG or sentiment.is_frustrated(text)
+        if text and await article_instead(tracker, decisive_only=story):
             # "the payment step keeps failing": an article answers it. Something that arrived broken,
-            # wrong or not at all, or an angry customer, is taken down as a complaint.
+            # wrong or not at all, or an angry customer, is taken down as a complaint, unless an
+            # article fits it almost word for word and the classifier doubted the complaint.
             return [FollowupAction("action_answer_question")]
         if text and complaints.assess(text).severity is Severity.HIGH:
             # Fire, injury, a child at risk: a person at once, every time; the details can wait.

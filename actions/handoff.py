@@ -4,10 +4,9 @@ in the gateway. The rules and the queue live in `bot.crm.handoff`."""
 
 from __future__ import annotations
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import ConversationPaused, EventType
 from rasa_sdk.executor import CollectingDispatcher
-from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction, settings, sla_policy
@@ -47,15 +46,3 @@ async def hand_over(
 
 def trigger_on(reason: str) -> bool:
     return settings().trigger_on(reason)
-
-
-class ActionRequestHuman(Action):
-    """Puts the conversation in the agents' queue and pauses the bot for it."""
-
-    def name(self) -> str:
-        return "action_request_human"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        return await hand_over(dispatcher, tracker, "customer_asked")

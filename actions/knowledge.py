@@ -181,12 +181,15 @@ def routing_policy() -> routing.RoutingPolicy:
         article_score=config.kb_route_score,
         unsure_below=config.kb_route_unsure_below,
         sure_score=config.kb_route_sure_score,
+        decisive_score=config.kb_route_decisive_score,
+        doubtful_below=config.kb_route_doubtful_below,
     )
 
 
-async def article_instead(tracker: Tracker) -> bool:
+async def article_instead(tracker: Tracker, decisive_only: bool = False) -> bool:
     """Whether the knowledge base should answer this message rather than the flow its intent starts
-    (knowledge_base/routing.py): "how long do refunds take?" is a question, not a refund request."""
+    (knowledge_base/routing.py): "how long do refunds take?" is a question, not a refund request.
+    With `decisive_only`, only a decisive article will do (the message tells what went wrong)."""
     text = str(tracker.latest_message.get("text") or "")
     if tracker.active_loop_name is not None or text.startswith("/") or not kb_index().ready:
         return False
@@ -198,7 +201,10 @@ async def article_instead(tracker: Tracker) -> bool:
     except Exception:
         logger.exception("knowledge-base search failed while routing; the flow goes ahead")
         return False
-    return routing.prefer_article(routing.Reading.of(tracker.latest_message), hits, routing_policy())
+    reading = routing.Reading.of(tracker.latest_message)
+    if decisive_only:
+        return routing.decisive(reading, hits, routing_policy())
+    return routing.prefer_article(reading, hits, routing_policy())
 
 
 @dataclass(frozen=True)
@@ -625,6 +631,22 @@ class ActionKbFollowup(Action):
             gaps.record_gap(session, query, "unhelpful", conversation.id, latest_message_id(tracker))
 
         await in_transaction(record)
+
+
+class ActionRequestHuman(Action):
+    """Puts the conversation in the agents' queue and pauses the bot for it; a question the classifier
+    only half took for a request for a person ("till what time can I reach someone?") and an article
+    answers decisively gets the article (knowledge_base/routing.py)."""
+
+    def name(self) -> str:
+        return "action_request_human"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if await article_instead(tracker):
+            return [FollowupAction("action_answer_question")]
+        return await hand_over(dispatcher, tracker, "customer_asked")
 
 
 class ActionOutOfScope(Action):

@@ -269,7 +269,7 @@ class ActionStartOrderRequest(Action):
         if purpose == "cancel" and waiting and named in (None, waiting):
             # "yes cancel it" right after "Shall I cancel it?" is the answer, not a new request.
             return [FollowupAction("action_confirm_cancel")]
-        if named is None and await article_instead(tracker):
+        if await article_instead(tracker, decisive_only=named is not None):
             # "how long do refunds take?": a question our articles answer, not a request to act on.
             return [FollowupAction("action_answer_question")]
         events: list[EventType] = [
@@ -591,6 +591,9 @@ class ActionListOrders(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        if await article_instead(tracker):
+            # "my points for my last order aren't showing": an article's question, not the order list.
+            return [FollowupAction("action_answer_question")]
         config = settings()
 
         def mine(session: Session) -> tuple[list[Order] | None, int | None]:

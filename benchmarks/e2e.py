@@ -188,11 +188,14 @@ def classify(body: dict[str, Any], tracker: dict[str, Any]) -> Outcome:
     actions = [e.get("name") for e in events[last_user + 1 :] if e.get("event") == "action"]
     loop = (tracker.get("active_loop") or {}).get("name")
     slots = tracker.get("slots") or {}
-    if body.get("mode") == "pending_agent" or "action_request_human" in actions:
+    if body.get("mode") == "pending_agent":
         return Outcome("handover", reply=reply)
     for message in messages:
         if slug := (message.get("metadata") or {}).get("kb_article"):
+            # action_request_human may have run and given the message to an article instead.
             return Outcome(f"article:{slug}", reply=reply)
+    if "action_request_human" in actions:
+        return Outcome("handover", reply=reply)
     offered = [
         _slug_of(button["payload"])
         for message in messages

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     kb_route_score: float = 0.74
     kb_route_unsure_below: float = 0.6
     kb_route_sure_score: float = 0.8
+    # A decisive article (kb_route_decisive_score) against an intent below kb_route_doubtful_below
+    # wins even over a named order, a story of what went wrong or a request for a person.
+    kb_route_decisive_score: float = 0.9
+    kb_route_doubtful_below: float = 0.45
     # How often each process checks whether articles were published or archived.
     kb_poll_seconds: float = 2.0
     # Load the sentence encoder in the gateway at start-up (~13 s in the background, ~450 MB)

@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from actions.handoff import ActionRequestHuman
+from actions.knowledge import ActionRequestHuman
 from actions.orders import (
     LOCKED_OUT,
     NOT_FOUND,

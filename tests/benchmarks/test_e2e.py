@@ -42,6 +42,11 @@ def test_articles_choices_flows_and_misses_are_told_apart() -> None:
     assert e2e.classify(asked, started).key == "flow:cancel_order"
     assert e2e.classify(asked, tracker("action_start_complaint", "complaint_form")).key == "flow:complaint"
     assert e2e.classify(body({"text": "queued"}, mode="pending_agent"), tracker()).key == "handover"
+    # The hand-over action gave a question it was only half taken for to an article: not a hand-over.
+    rerouted = tracker("action_request_human", "action_answer_question")
+    opening = body({"text": "Opening hours...", "metadata": {"kb_article": "opening-hours"}})
+    assert e2e.classify(opening, rerouted).key == "article:opening-hours"
+    assert e2e.classify(body({"text": "Passing you on"}), tracker("action_request_human")).key == "handover"
     assert e2e.classify(body({"text": "outside"}), tracker("action_out_of_scope")).key == "out_of_scope"
     assert e2e.classify(body({"text": "no answer"}), tracker("action_answer_question")).key == "no_answer"
     assert e2e.classify(body({"text": "Hi!"}), tracker("utter_greet")).key == "other:utter_greet"

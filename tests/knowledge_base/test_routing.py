@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from knowledge_base.index import Hit
-from knowledge_base.routing import Reading, RoutingPolicy, prefer_article
+from knowledge_base.routing import Reading, RoutingPolicy, decisive, prefer_article
 
-POLICY = RoutingPolicy(article_score=0.74, unsure_below=0.5, sure_score=0.8, margin=0.03)
+POLICY = RoutingPolicy(
+    article_score=0.74, unsure_below=0.5, sure_score=0.8, margin=0.03, decisive_score=0.9, doubtful_below=0.45
+)
 
 
 def hits(*scored: tuple[str, float]) -> list[Hit]:
@@ -54,9 +56,33 @@ def test_only_an_article_that_would_be_the_answer_takes_the_message(best: float,
 
 
 def test_intents_that_start_no_flow_are_not_rerouted() -> None:
-    for intent in ("greet", "request_human", "ask_question", "check_ticket", None):
+    for intent in ("greet", "ask_question", "check_ticket", None):
         assert not prefer_article(Reading(intent, 0.2), hits(("opening-hours", 0.95)), POLICY)
     assert not prefer_article(Reading("track_order", 0.2), [], POLICY)
+
+
+def test_a_decisive_article_wins_over_a_doubted_request_for_a_person_or_the_order_list() -> None:
+    # "till what time can I reach someone today?" half-read as a request for a person.
+    assert prefer_article(Reading("request_human", 0.27), hits(("opening-hours", 1.02), ("x", 0.6)), POLICY)
+    # A clear request for a person, or an article that is merely good, keeps the hand-over...
+    assert not prefer_article(Reading("request_human", 0.6), hits(("opening-hours", 1.02)), POLICY)
+    assert not prefer_article(Reading("request_human", 0.27), hits(("opening-hours", 0.85)), POLICY)
+    # ...and so does the article about talking to a person.
+    assert not prefer_article(Reading("request_human", 0.2), hits(("talk-to-a-person", 1.0)), POLICY)
+    assert prefer_article(Reading("list_orders", 0.28), hits(("points-missing", 0.93), ("y", 0.7)), POLICY)
+    assert not prefer_article(Reading("list_orders", 0.28), hits(("points-missing", 0.85)), POLICY)
+
+
+def test_a_decisive_article_wins_even_over_a_named_order_or_a_story() -> None:
+    named = Reading("request_refund", 0.36, frozenset({"order_number"}))
+    assert decisive(named, hits(("charged-twice", 0.92), ("refund-method", 0.7)), POLICY)
+    assert prefer_article(named, hits(("charged-twice", 0.92), ("refund-method", 0.7)), POLICY)
+    # Not when the classifier was fairly sure, the article is only good, or another is as close.
+    assert not decisive(Reading("complaint", 0.5), hits(("fire-pit-rust", 1.04)), POLICY)
+    assert not decisive(Reading("complaint", 0.3), hits(("fire-pit-rust", 0.88)), POLICY)
+    tied = hits(("fire-pit-rust", 0.95), ("grill-care", 0.94))
+    assert not decisive(Reading("complaint", 0.3), tied, POLICY)
+    assert decisive(Reading("complaint", 0.3), hits(("fire-pit-rust", 1.04), ("grill-care", 0.7)), POLICY)
 
 
 def test_the_reading_comes_from_the_latest_message() -> None:
