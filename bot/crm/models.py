@@ -742,6 +742,32 @@ class KbGap(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class SavedReply(Base):
+    """A saved reply (canned response) agents insert from the reply box; placeholders such as
+    `{order.number}` are filled from the CRM when inserted (bot/crm/replies.py)."""
+
+    __tablename__ = "saved_replies"
+    # One reply per shortcut and language: the same shortcut in German is its translation.
+    __table_args__ = (UniqueConstraint("language", "shortcut"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shortcut: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    archived: Mapped[bool] = mapped_column(default=False)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    created_by: Mapped[Agent | None] = relationship(foreign_keys=[created_by_id])
+    updated_by: Mapped[Agent | None] = relationship(foreign_keys=[updated_by_id])
+
+    def __repr__(self) -> str:
+        return f"SavedReply({self.language}:{self.shortcut!r}, archived={self.archived!r})"
+
+
 class TelegramUpdate(Base):
     """An update Telegram delivered, stored before it is acknowledged: Telegram resends an update
     after a timeout or an error, and each update id must be handled once (and, after a crash,

@@ -27,6 +27,7 @@ from bot.crm.models import (
     ShipmentEvent,
 )
 from bot.crm.scoring import rescore_all
+from bot.demo.replies import seed_saved_replies
 from bot.demo.tickets import seed_showcase_tickets
 
 # Any fixed number will do; changing it changes every generated customer and order.
@@ -358,6 +359,7 @@ class SeedSummary:
     shipment_events: int
     agents: int
     tickets: int = 0
+    saved_replies: int = 0
     orders_by_status: dict[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -366,7 +368,7 @@ class SeedSummary:
         return (
             f"{self.customers} customers, {self.orders} orders ({statuses}), {self.order_items} order items, "
             f"{self.shipments} shipments with {self.shipment_events} tracking events, {self.agents} agents, "
-            f"{self.tickets} tickets"
+            f"{self.tickets} tickets, {self.saved_replies} saved replies"
         )
 
 
@@ -447,6 +449,7 @@ def seed_demo_data(session: Session, today: date, policy: sla.SlaPolicy | None =
     session.add_all(agents)
     session.flush()
     tickets_made = seed_showcase_tickets(session, builder.midnight, policy or sla.default_policy())
+    replies_made = seed_saved_replies(session, agents[0], builder.midnight - timedelta(days=30))
     rescore_all(session, today)
 
     statuses = Counter(order.status for order in orders)
@@ -458,6 +461,7 @@ def seed_demo_data(session: Session, today: date, policy: sla.SlaPolicy | None =
         shipment_events=sum(len(shipment.events) for _order_id, shipment in shipments),
         agents=len(agents),
         tickets=tickets_made,
+        saved_replies=replies_made,
         orders_by_status={status.value: statuses[status] for status in OrderStatus if statuses[status]},
     )
 

@@ -64,6 +64,12 @@ LEAD_ONLY = {
     ("POST", "/api/kb/articles/{slug}/publish"),
     ("POST", "/api/kb/articles/{slug}/archive"),
     ("POST", "/api/kb/articles/{slug}/revert"),
+    ("GET", "/api/saved-replies"),
+    ("POST", "/api/saved-replies"),
+    ("GET", "/api/saved-replies/{reply_id}"),
+    ("PATCH", "/api/saved-replies/{reply_id}"),
+    ("POST", "/api/saved-replies/{reply_id}/archive"),
+    ("POST", "/api/saved-replies/{reply_id}/unarchive"),
     ("GET", "/console/lead"),
 }
 LEAD_REFUSAL = "only support leads can do this"

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.channels.pipeline import message_json
 from bot.channels.widget_live import BadFrame, close_for, receive_text_frame
-from bot.crm import handoff
+from bot.crm import handoff, replies
 from bot.crm.audit import audit
 from bot.crm.conversations import history, store_outbound
 from bot.crm.models import (
@@ -38,7 +38,7 @@ from bot.crm.models import (
     Ticket,
     utcnow,
 )
-from bot.errors import KefuError, NotFound
+from bot.errors import BadRequest, KefuError, NotFound
 from bot.live import LiveHub
 from bot.web.deps import (
     COOKIE,
@@ -266,7 +266,13 @@ def claim(conversation_id: RecordId, session: SessionDep, agent: AnyAgent, hub: 
 def reply(
     conversation_id: RecordId, body: ReplyIn, session: SessionDep, agent: AnyAgent, hub: LiveDep
 ) -> dict[str, Any]:
-    """Send a message to the customer on their channel; only the agent who owns the chat can."""
+    """Send a message to the customer on their channel; only the agent who owns the chat can.
+
+    A saved reply's marker for a missing value ("[order number?]") left in the text is refused:
+    the customer would read it as it is."""
+    gaps = replies.unfilled_markers(body.text)
+    if gaps:
+        raise BadRequest(f"the reply still has gaps to fill in: {', '.join(gaps)}")
     with session.begin():
         message = handoff.agent_reply(session, conversation_id, agent, body.text)
         view = message_json(message)

@@ -133,7 +133,9 @@ def _console_routes(app: FastAPI) -> list[tuple[str, str]]:
     for route in _all_routes(app.routes):
         if not isinstance(route, APIRoute):
             continue
-        if not route.path.startswith(("/api/console", "/api/tickets", "/api/kb", "/api/dashboard")):
+        if not route.path.startswith(
+            ("/api/console", "/api/tickets", "/api/kb", "/api/dashboard", "/api/saved-replies")
+        ):
             continue
         path = re.sub(r"\{[^}]+\}", "1", route.path)
         for method in route.methods or ():
@@ -150,6 +152,10 @@ LEAD_ONLY = [
     ("POST", "/api/kb/articles/returns/publish"),
     ("POST", "/api/kb/articles/returns/archive"),
     ("POST", "/api/kb/gaps/1/draft"),
+    ("GET", "/api/saved-replies"),
+    ("POST", "/api/saved-replies"),
+    ("PATCH", "/api/saved-replies/1"),
+    ("POST", "/api/saved-replies/1/archive"),
 ]
 
 

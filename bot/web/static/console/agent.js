@@ -89,6 +89,7 @@
     const mine = c.mode === "agent" && c.mine;
     for (const id of ["transfer", "transfer-to", "handback", "close"]) $(id).hidden = !mine;
     $("reply-form").hidden = !mine;
+    AgentReplies.setConversation(c.id, mine);
     if (mine) loadAgents();
   }
 
@@ -269,15 +270,18 @@
     event.preventDefault();
     const text = $("reply").value.trim();
     if (!text || !current) return;
+    if (AgentReplies.blockSend()) return;
     try {
       const data = await api("POST", `/api/console/conversations/${current.id}/messages`, { text });
       addMessage(data.message);
       $("reply").value = "";
+      AgentReplies.sent();
     } catch (e) {
       flash(e.message);
     }
   });
   $("reply").addEventListener("keydown", (event) => {
+    if (AgentReplies.handleKey(event)) return; // the saved-replies list is open and took the key
     if (event.key === "Enter" && !event.shiftKey) {
       event.preventDefault();
       $("reply-form").requestSubmit();

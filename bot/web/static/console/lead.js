@@ -8,7 +8,7 @@
 
   // --- tabs ----------------------------------------------------------------------------------
 
-  const tabs = ["dashboard", "articles", "gaps"];
+  const tabs = ["dashboard", "articles", "gaps", "replies"];
   function show(name) {
     for (const t of tabs) {
       $(`tab-${t}`).setAttribute("aria-selected", String(t === name));
@@ -16,6 +16,7 @@
     }
     if (name === "articles") loadArticles();
     if (name === "gaps") loadGaps();
+    if (name === "replies") LeadReplies.load();
     history.replaceState(null, "", `#${name}`);
   }
   for (const t of tabs) $(`tab-${t}`).addEventListener("click", () => show(t));
