@@ -29,7 +29,7 @@ from actions.forms import (
 )
 from actions.knowledge import article_instead
 from actions.proof import CODE_SLOT, FOR_SLOT, PROVED, STOPPED, attempt, send_code
-from bot.crm import complaints, proof, tickets
+from bot.crm import complaints, proof, resolution, tickets
 from bot.crm import orders as crm
 from bot.crm.audit import audit
 from bot.crm.models import Conversation, Order, OrderStatus, Severity, Shipment, Ticket, utcnow
@@ -356,6 +356,7 @@ def tell_status(dispatcher: CollectingDispatcher, order: Order, delay_ticket: Ti
     """Where the order is; a delayed one comes with the ticket already open about it, or the offer
     of a ticket or a person."""
     text = describe_order(order)
+    given = {"metadata": {"outcome": resolution.ORDER_STATUS}}  # counted as resolved (bot/crm/resolution.py)
     if order.status is OrderStatus.DELAYED and delay_ticket is not None:
         dispatcher.utter_message(
             text=f"{text} Our team is already following this up in ticket {delay_ticket.reference}, "
@@ -367,6 +368,7 @@ def tell_status(dispatcher: CollectingDispatcher, order: Order, delay_ticket: Ti
                 },
                 {"title": "Talk to a person", "payload": "/request_human"},
             ],
+            json_message=given,
         )
     elif order.status is OrderStatus.DELAYED:
         dispatcher.utter_message(
@@ -376,9 +378,10 @@ def tell_status(dispatcher: CollectingDispatcher, order: Order, delay_ticket: Ti
                 {"title": "Open a ticket", "payload": f'/open_ticket{{"order_number": "{order.number}"}}'},
                 {"title": "Talk to a person", "payload": "/request_human"},
             ],
+            json_message=given,
         )
     else:
-        dispatcher.utter_message(text=text)
+        dispatcher.utter_message(text=text, json_message=given)
 
 
 def _items(order: Order) -> str:
@@ -567,7 +570,8 @@ class ActionConfirmCancel(Action):
         if outcome == "cancelled":
             dispatcher.utter_message(
                 text=f"Order #{number} is cancelled. You'll get a confirmation e-mail, and the full "
-                "amount goes back to your payment method within 5 business days."
+                "amount goes back to your payment method within 5 business days.",
+                json_message={"metadata": {"outcome": resolution.ORDER_CANCELLED}},
             )
         elif outcome == "too_late":
             dispatcher.utter_message(
@@ -625,6 +629,7 @@ def list_orders(dispatcher: CollectingDispatcher, found: list[Order]) -> None:
     dispatcher.utter_message(
         text=f"Here are your most recent orders:\n{lines}\nPick one for the details.",
         buttons=order_buttons(found, "track_order", with_status=True),
+        json_message={"metadata": {"outcome": resolution.ORDERS_LISTED}},
     )
 
 

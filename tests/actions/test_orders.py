@@ -22,6 +22,7 @@ from actions.orders import (
     ActionOrderRequest,
     ActionStartOrderRequest,
     ValidateOrderForm,
+    tell_status,
 )
 from bot.crm.conversations import store_inbound
 from bot.crm.models import (
@@ -502,3 +503,23 @@ async def test_a_proof_older_than_a_day_is_asked_for_again(crm: sessionmaker[Ses
     with crm() as session:
         chat = session.get_one(Conversation, conversation.id)
         assert chat.customer_id is None and chat.proof is None
+
+
+async def test_a_status_given_and_a_cancellation_are_tagged_as_completed_flows(
+    crm: sessionmaker[Session], mail_sink: MailSink
+) -> None:
+    # bot/crm/resolution.py counts a chat with these replies as resolved (confirmed).
+    with crm() as session:
+        order = session.scalars(select(Order).where(Order.number == "100001")).one()
+        dispatcher = CollectingDispatcher()
+        tell_status(dispatcher, order)
+    assert dispatcher.messages[0]["custom"] == {"metadata": {"outcome": "order_status"}}
+
+    conversation = web_conversation(crm)
+    await request(conversation, "cancel", "100003", "ana.souza@example.com", mail_sink)
+    tracker = tracker_for(conversation, {"pending_cancel": "100003"})
+    tracker.latest_message["intent"] = {"name": "affirm"}
+    dispatcher = CollectingDispatcher()
+    await ActionConfirmCancel().run(dispatcher, tracker, DOMAIN)
+    assert "is cancelled" in dispatcher.messages[0]["text"]
+    assert dispatcher.messages[0]["custom"] == {"metadata": {"outcome": "order_cancelled"}}
