@@ -218,7 +218,7 @@ _REPLY_TAGS: dict[str, list[dict[str, str] | None]] = {
 }
 # Some chats end on a question the bot could not answer: their last exchange is one of these. The
 # replies open as the live fallbacks do (actions/knowledge.py) and carry the same tags.
-MISS_SHARE = 0.12
+UNANSWERED_SHARE = 0.12
 _NO_ANSWER = (
     "I'm sorry, I don't have an answer to that yet. I've noted your question so our team can add one. "
     "Would you like to talk to a person?"
@@ -227,7 +227,7 @@ _OUT_OF_SCOPE = (
     "That's outside what I can help with, sorry. I can answer questions about our shop, track orders "
     "and connect you with our support team."
 )
-_MISSES: tuple[tuple[str, str, str], ...] = (
+_UNANSWERED: tuple[tuple[str, str, str], ...] = (
     ("do you sell replacement zips for the tent?", _NO_ANSWER, "no_answer"),
     ("can I pick up my order at your warehouse?", _NO_ANSWER, "no_answer"),
     ("do you do gift wrapping?", _NO_ANSWER, "no_answer"),
@@ -235,7 +235,7 @@ _MISSES: tuple[tuple[str, str, str], ...] = (
     ("can you recommend a good campsite?", _OUT_OF_SCOPE, "out_of_scope"),
     ("what's the weather like this weekend?", _OUT_OF_SCOPE, "out_of_scope"),
 )
-_MISS_WEIGHTS = (30, 20, 15, 15, 12, 8)
+_UNANSWERED_WEIGHTS = (30, 20, 15, 15, 12, 8)
 _TOPIC_WEIGHTS = {
     "order_status": 34,
     "returns": 16,
@@ -342,7 +342,7 @@ def seed_history(
     builder = _History(session, random.Random(seed), now.astimezone(UTC), policy, reopen_days)
     # A second generator for the unanswered questions: drawing them from the first would change
     # every chat, ticket and hand-over of the seed.
-    builder.misses = random.Random(f"misses-{seed}")
+    builder.unanswered = random.Random(f"misses-{seed}")
     for offset in range(days, 0, -1):
         builder.day(builder.midnight - timedelta(days=offset))
     return builder.write(days)
@@ -358,7 +358,7 @@ class _History:
         self.midnight = datetime.combine(now.date(), time(0), tzinfo=UTC)
         self.policy = policy
         self.reopen_days = timedelta(days=reopen_days)
-        self.misses = random.Random(0)
+        self.unanswered = random.Random(0)
 
         agents = session.execute(
             select(Agent.id, Agent.name, Agent.role).where(Agent.active).order_by(Agent.id)
@@ -430,8 +430,8 @@ class _History:
             (said, answer, "topic", _REPLY_TAGS[topic][n]) for n, (said, answer) in enumerate(script)
         ]
         # Drawn from its own generator, so the chats, tickets and hand-overs stay those of the seed.
-        if self.misses.random() < MISS_SHARE and ticket is None and reason is None and exchanges:
-            said, answer, tag = self.misses.choices(_MISSES, weights=_MISS_WEIGHTS)[0]
+        if self.unanswered.random() < UNANSWERED_SHARE and ticket is None and reason is None and exchanges:
+            said, answer, tag = self.unanswered.choices(_UNANSWERED, weights=_UNANSWERED_WEIGHTS)[0]
             exchanges[-1] = (said, answer, "miss", {"outcome": tag})
         if ticket is not None:
             kind = ticket["kind"]
