@@ -34,7 +34,7 @@ of those takes its first fallback's kind ("no answer", "out of scope"), else "ot
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -130,8 +130,8 @@ class Reply(NamedTuple):
 
 @dataclass(slots=True)
 class ChatRecord:
-    """What the verdict needs to know about one conversation, read from its rows. Of the replies
-    only those that matter are kept: the last substantive one and the first of each kind."""
+    """What the verdict needs to know about one conversation, read from its rows. Only what can
+    matter is kept: the last substantive reply, the first of each kind, the latest rating."""
 
     conversation_id: int
     # The UTC day it started, as the caller asked for it (`load_chats`).
@@ -143,12 +143,13 @@ class ChatRecord:
     first_completed: Reply | None = None
     first_fallback: Reply | None = None
     handed: bool = False
-    # Categories of the tickets the chat's flows opened, oldest first.
-    flow_tickets: list[str] = field(default_factory=list)
-    # (survey id, score) of the chat's own ratings: the highest id is the latest.
-    ratings: list[tuple[int, int]] = field(default_factory=list)
-    # (id of the article's message, helpful) of "Did this solve it?" answers.
-    feedback: list[tuple[int | None, bool]] = field(default_factory=list)
+    # The category of the first ticket one of the chat's flows opened.
+    flow_ticket: str | None = None
+    # The chat's own latest rating, 1-5.
+    rating: int | None = None
+    # "Did this solve it?": yes to any article, and the messages of the articles that got a no.
+    helped: bool = False
+    unhelpful: tuple[int | None, ...] = ()
 
     def add(self, reply: Reply) -> None:
         """Note a substantive reply; replies come oldest first."""
@@ -161,8 +162,7 @@ class ChatRecord:
             self.first_fallback = reply
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     conversation_id: int
     category: str
     topic: str
@@ -175,31 +175,28 @@ class Verdict:
 def classify(chat: ChatRecord, now: datetime) -> Verdict:
     """The one category of `chat` as of `now` (see the module docstring for the rules)."""
     cid, topic, last = chat.conversation_id, _topic(chat), chat.last_reply
-    before = last.message_id if last else None
     if chat.handed:
         return Verdict(cid, HANDED, topic)
-    if chat.ratings:
-        _latest, score = max(chat.ratings)
-        if score >= 4:
-            return Verdict(cid, CONFIRMED, topic)
-        if score <= 2:
-            return Verdict(cid, NOT_RESOLVED, topic, REASON_BAD_RATING, before)
-    helped = any(helpful for _message, helpful in chat.feedback)
-    if chat.flow_tickets or helped or chat.first_completed is not None:
+    rating = chat.rating
+    if rating is not None and rating >= 4:
+        return Verdict(cid, CONFIRMED, topic)
+    if rating is not None and rating <= 2:
+        return Verdict(cid, NOT_RESOLVED, topic, REASON_BAD_RATING, last.message_id if last else None)
+    if chat.flow_ticket is not None or chat.helped or chat.first_completed is not None:
         return Verdict(cid, CONFIRMED, topic)
     if last is None:
         return Verdict(cid, NOT_RESOLVED, topic, REASON_SILENT)
     if last.kind == REPLY_FALLBACK:
-        return Verdict(cid, NOT_RESOLVED, topic, _FALLBACK_REASON[last.what], before)
-    if (last.message_id, False) in chat.feedback:
-        return Verdict(cid, NOT_RESOLVED, topic, REASON_UNHELPFUL, before)
+        return Verdict(cid, NOT_RESOLVED, topic, _FALLBACK_REASON[last.what], last.message_id)
+    if last.message_id in chat.unhelpful:
+        return Verdict(cid, NOT_RESOLVED, topic, REASON_UNHELPFUL, last.message_id)
     quiet = chat.last_message_at is None or now - chat.last_message_at >= QUIET
     return Verdict(cid, ASSUMED if quiet else PENDING, topic)
 
 
 def _topic(chat: ChatRecord) -> str:
-    if chat.flow_tickets:
-        return chat.flow_tickets[0]
+    if chat.flow_ticket is not None:
+        return chat.flow_ticket
     answer, done = chat.first_answer, chat.first_completed
     if answer is not None and (done is None or answer.message_id < done.message_id):
         return answer.what
@@ -303,24 +300,30 @@ def load_chats(
     for cid, category in db.execute(
         select(Ticket.conversation_id, Ticket.category)
         .where(Ticket.conversation_id.in_(chosen), Ticket.kind.not_in(NOT_A_FLOW_TICKET))
-        .order_by(Ticket.id)
+        .order_by(Ticket.id.desc())  # the first ticket is written last
     ):
-        chats[cid].flow_tickets.append(category.replace("_", " "))
-    for cid, survey_id, score in db.execute(
-        select(CsatSurvey.conversation_id, CsatSurvey.id, CsatSurvey.score).where(
+        chats[cid].flow_ticket = category.replace("_", " ")
+    for cid, score in db.execute(
+        select(CsatSurvey.conversation_id, CsatSurvey.score)
+        .where(
             CsatSurvey.conversation_id.in_(chosen),
             CsatSurvey.ticket_id.is_(None),
             CsatSurvey.status == SurveyStatus.ANSWERED,
             CsatSurvey.score.is_not(None),
         )
+        .order_by(CsatSurvey.id)  # the latest is written last
     ):
-        chats[cid].ratings.append((survey_id, int(score)))
+        chats[cid].rating = int(score)
     for cid, message_id, helpful in db.execute(
         select(KbFeedback.conversation_id, KbFeedback.message_id, KbFeedback.helpful).where(
             KbFeedback.conversation_id.in_(chosen), KbFeedback.helpful.is_not(None)
         )
     ):
-        chats[cid].feedback.append((message_id, bool(helpful)))
+        chat = chats[cid]
+        if helpful:
+            chat.helped = True
+        else:
+            chat.unhelpful += (message_id,)
     return list(chats.values())
 
 

@@ -75,35 +75,34 @@ def test_order_status_given_is_confirmed_at_once() -> None:
 
 
 def test_a_ticket_opened_or_an_article_that_helped_is_confirmed() -> None:
-    assert r.classify(chat(flow_tickets=["product defect"]), T0).category == r.CONFIRMED
-    helped = chat(ARTICLE, feedback=[(10, True)])
+    assert r.classify(chat(flow_ticket="product defect"), T0).category == r.CONFIRMED
+    helped = chat(ARTICLE, helped=True)
     assert r.classify(helped, T0 + 2 * H).category == r.CONFIRMED
 
 
 def test_an_article_the_customer_said_did_not_help_is_not_resolved() -> None:
-    verdict = r.classify(chat(ARTICLE, feedback=[(10, False)]), T0 + 30 * H)
+    verdict = r.classify(chat(ARTICLE, unhelpful=(10,)), T0 + 30 * H)
     assert (verdict.category, verdict.reason) == (r.NOT_RESOLVED, r.REASON_UNHELPFUL)
     # The next article after a "no" is a new answer: that "no" was about the first one.
     second = r.Reply(12, r.REPLY_ANSWER, "returns")
-    assert r.classify(chat(ARTICLE, second, feedback=[(10, False)]), T0 + 30 * H).category == r.ASSUMED
+    assert r.classify(chat(ARTICLE, second, unhelpful=(10,)), T0 + 30 * H).category == r.ASSUMED
 
 
 def test_ratings_of_the_chat_decide_before_the_bots_own_signals() -> None:
-    rated_2 = r.classify(chat(STATUS, ratings=[(1, 2)]), T0 + 2 * H)
+    rated_2 = r.classify(chat(STATUS, rating=2), T0 + 2 * H)
     assert (rated_2.category, rated_2.reason) == (r.NOT_RESOLVED, r.REASON_BAD_RATING)
-    assert r.classify(chat(FALLBACK, ratings=[(1, 5)]), T0 + 2 * H).category == r.CONFIRMED
-    # A 3 says nothing either way; the latest rating is the one that counts.
-    assert r.classify(chat(ARTICLE, ratings=[(1, 3)]), T0 + 30 * H).category == r.ASSUMED
-    assert r.classify(chat(FALLBACK, ratings=[(1, 1), (2, 4)]), T0 + 3 * H).category == r.CONFIRMED
+    assert r.classify(chat(FALLBACK, rating=5), T0 + 2 * H).category == r.CONFIRMED
+    # A 3 says nothing either way.
+    assert r.classify(chat(ARTICLE, rating=3), T0 + 30 * H).category == r.ASSUMED
 
 
 def test_a_hand_over_wins_over_everything() -> None:
-    record = chat(STATUS, handed=True, ratings=[(1, 5)], flow_tickets=["billing"])
+    record = chat(STATUS, handed=True, rating=5, flow_ticket="billing")
     assert r.classify(record, T0 + 30 * H).category == r.HANDED
 
 
 def test_the_topic_is_the_ticket_else_what_the_bot_first_did() -> None:
-    assert r.classify(chat(ARTICLE, flow_tickets=["billing"]), T0).topic == "billing"
+    assert r.classify(chat(ARTICLE, flow_ticket="billing"), T0).topic == "billing"
     assert r.classify(chat(FALLBACK, r.Reply(12, r.REPLY_ANSWER, "returns")), T0).topic == "returns"
     assert r.classify(chat(r.Reply(12, r.REPLY_ANSWER, "returns"), STATUS), T0).topic == "order status"
 
@@ -207,6 +206,14 @@ def test_verdicts_read_from_stored_rows(db_session: Session) -> None:
     s.add(CsatSurvey(conversation_id=rated.id, trigger="conversation_end", status=SurveyStatus.ANSWERED,
                      score=2, requested_at=T0, answered_at=T0 + H))  # fmt: skip
 
+    rerated = _conversation(s, "rerated")  # rated 1, then 5 after all: the latest rating counts
+    _say(s, rerated, AuthorKind.CUSTOMER, "who won the match?", T0)
+    _say(s, rerated, AuthorKind.BOT, "That's outside what I can help with, sorry.", T0)
+    for score in (1, 5):
+        s.add(CsatSurvey(conversation_id=rerated.id, trigger="customer_offered", status=SurveyStatus.ANSWERED,
+                         score=score, requested_at=T0, answered_at=T0 + H))  # fmt: skip
+        s.flush()
+
     handed = _conversation(s, "handed")
     _say(s, handed, AuthorKind.CUSTOMER, "a person please", T0)
     s.add(Handoff(conversation_id=handed.id, reason="customer_asked", requested_at=T0))
@@ -214,7 +221,7 @@ def test_verdicts_read_from_stored_rows(db_session: Session) -> None:
                  conversation_id=handed.id, created_at=T0, updated_at=T0))  # fmt: skip
     s.flush()
 
-    chats = [fallback, outside, status, quiet, unhelpful, complained, rated, handed]
+    chats = [fallback, outside, status, quiet, unhelpful, complained, rated, rerated, handed]
     records = r.load_chats(s, Conversation.id.in_([c.id for c in chats]), now)
     assert [record.conversation_id for record in records] == [c.id for c in chats]
     verdicts = {c.external_id: r.classify(record, now) for c, record in zip(chats, records, strict=True)}
@@ -227,6 +234,7 @@ def test_verdicts_read_from_stored_rows(db_session: Session) -> None:
         "unhelpful": (r.NOT_RESOLVED, r.REASON_UNHELPFUL),
         "complained": (r.CONFIRMED, None),
         "rated": (r.NOT_RESOLVED, r.REASON_BAD_RATING),
+        "rerated": (r.CONFIRMED, None),
         "handed": (r.HANDED, None),
     }
     assert r.example_for(s, verdicts["fallback"]) == "do you sell replacement zips?"
