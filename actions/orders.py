@@ -388,6 +388,10 @@ def _items(order: Order) -> str:
     return ", ".join(f"{item.quantity} × {item.name}" for item in order.items)
 
 
+# An answer that finishes nothing by itself (the policy explained): see bot/crm/resolution.py.
+ANSWER = {"metadata": {"outcome": resolution.ANSWERED}}
+
+
 def offer_cancellation(dispatcher: CollectingDispatcher, order: Order) -> list[EventType]:
     """Ask to confirm when the order can still be cancelled; otherwise say why not and what instead."""
     status = order.status
@@ -405,12 +409,14 @@ def offer_cancellation(dispatcher: CollectingDispatcher, order: Order) -> list[E
     if status is OrderStatus.CANCELLED:
         dispatcher.utter_message(
             text=f"Order #{order.number} is already cancelled, so there's nothing more to do. "
-            "No payment is taken for cancelled orders."
+            "No payment is taken for cancelled orders.",
+            json_message=ANSWER,
         )
     elif status is OrderStatus.RETURNED:
         dispatcher.utter_message(
             text=f"Order #{order.number} has already come back to us as a return, so it can't be "
-            "cancelled. Your refund follows within 5 business days of the return reaching our warehouse."
+            "cancelled. Your refund follows within 5 business days of the return reaching our warehouse.",
+            json_message=ANSWER,
         )
     elif status is OrderStatus.DELIVERED:
         steps = (
@@ -427,6 +433,7 @@ def offer_cancellation(dispatcher: CollectingDispatcher, order: Order) -> list[E
                 },
                 {"title": "How returns work", "payload": '/choose_article{"kb_article": "how-to-return"}'},
             ],
+            json_message=ANSWER,
         )
         return [SlotSet("next_steps", steps)]
     else:
@@ -437,6 +444,7 @@ def offer_cancellation(dispatcher: CollectingDispatcher, order: Order) -> list[E
             buttons=[
                 {"title": "How returns work", "payload": '/choose_article{"kb_article": "how-to-return"}'}
             ],
+            json_message=ANSWER,
         )
         steps = (
             f"Order #{order.number} is with the carrier: you can refuse the delivery when it arrives, "
@@ -464,25 +472,29 @@ def handle_refund(
             buttons=[
                 {"title": "Cancel the order", "payload": f'/cancel_order{{"order_number": "{order.number}"}}'}
             ],
+            json_message=ANSWER,
         )
         return []
     if status is OrderStatus.CANCELLED:
         dispatcher.utter_message(
             text=f"Order #{order.number} was cancelled, so no payment was taken. If your bank still shows "
-            "a reserved amount, it is released within 5-7 business days."
+            "a reserved amount, it is released within 5-7 business days.",
+            json_message=ANSWER,
         )
         return []
     if status is OrderStatus.RETURNED:
         dispatcher.utter_message(
             text=f"We've received the return of order #{order.number}. The refund goes to your original "
             "payment method within 5 business days of the return reaching our warehouse; your bank may "
-            "take another 3-5 business days to show it."
+            "take another 3-5 business days to show it.",
+            json_message=ANSWER,
         )
         return []
     if status is not OrderStatus.DELIVERED or shipment is None or shipment.delivered_at is None:
         dispatcher.utter_message(
             text=f"Order #{order.number} is still on its way. You can refuse the delivery, or return it "
-            f"within {window} days of delivery, and we refund you once it's back with us."
+            f"within {window} days of delivery, and we refund you once it's back with us.",
+            json_message=ANSWER,
         )
         return []
     days = (utcnow() - shipment.delivered_at).days
@@ -495,13 +507,15 @@ def handle_refund(
             buttons=[
                 {"title": "Report a fault", "payload": f'/complaint{{"order_number": "{order.number}"}}'}
             ],
+            json_message=ANSWER,
         )
         return []
     existing = tickets.find_open_of_kind(session, order.id, "refund")
     if existing is not None:
         dispatcher.utter_message(
             text=f"There's already a refund request for order #{order.number}: {existing.reference}. "
-            "Our team is on it, so there's no need to do anything else."
+            "Our team is on it, so there's no need to do anything else.",
+            json_message=ANSWER,
         )
         return []
     ticket = tickets.open_ticket(
@@ -576,7 +590,8 @@ class ActionConfirmCancel(Action):
         elif outcome == "too_late":
             dispatcher.utter_message(
                 text=f"I'm sorry: order #{number} left our warehouse a moment ago, so it can't be "
-                "cancelled any more. You can refuse the delivery or return it within 30 days."
+                "cancelled any more. You can refuse the delivery or return it within 30 days.",
+                json_message=ANSWER,
             )
         else:
             dispatcher.utter_message(text=NOT_FOUND)

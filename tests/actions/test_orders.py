@@ -22,6 +22,7 @@ from actions.orders import (
     ActionOrderRequest,
     ActionStartOrderRequest,
     ValidateOrderForm,
+    offer_cancellation,
     tell_status,
 )
 from bot.crm.conversations import store_inbound
@@ -523,3 +524,14 @@ async def test_a_status_given_and_a_cancellation_are_tagged_as_completed_flows(
     await ActionConfirmCancel().run(dispatcher, tracker, DOMAIN)
     assert "is cancelled" in dispatcher.messages[0]["text"]
     assert dispatcher.messages[0]["custom"] == {"metadata": {"outcome": "order_cancelled"}}
+
+
+async def test_a_policy_explained_is_tagged_as_an_answer(crm: sessionmaker[Session]) -> None:
+    # Delivered orders can't be cancelled: the reply says what to do instead, an answer (assumed
+    # resolved after 24 quiet hours), not a completed flow.
+    with crm() as session:
+        order = session.scalars(select(Order).where(Order.number == "100002")).one()
+        dispatcher = CollectingDispatcher()
+        offer_cancellation(dispatcher, order)
+    assert "can't be cancelled" in dispatcher.messages[0]["text"]
+    assert dispatcher.messages[0]["custom"] == {"metadata": {"outcome": "answered"}}
