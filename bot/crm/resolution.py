@@ -34,6 +34,7 @@ of those takes its first fallback's kind ("no answer", "out of scope"), else "ot
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -237,6 +238,21 @@ def _fallback_opening(column: Any) -> ColumnElement[Any]:
 
 def load_chats(
     session: Session, which: ColumnElement[bool], now: datetime, day: ColumnElement[Any] | None = None
+) -> list[ChatRecord]:
+    """See `_load_chats`; the cyclic garbage collector waits meanwhile. The records hold no cycles,
+    but making tens of thousands of them sets off collections that scan them all again and again:
+    a third of the time over a year of chats, measured."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_chats(session, which, now, day)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_chats(
+    session: Session, which: ColumnElement[bool], now: datetime, day: ColumnElement[Any] | None
 ) -> list[ChatRecord]:
     """A record per conversation matching `which` (a condition on `Conversation`), oldest first;
     `day` is how its day is read (the start time unless given: the dashboard asks for a string).
