@@ -29,7 +29,7 @@ from actions.forms import (
 )
 from actions.knowledge import article_instead
 from actions.proof import CODE_SLOT, FOR_SLOT, PROVED, STOPPED, attempt, send_code
-from bot.crm import complaints, proof, tickets
+from bot.crm import complaints, proof, resolution, tickets
 from bot.crm import orders as crm
 from bot.crm.audit import audit
 from bot.crm.models import Conversation, Order, OrderStatus, Severity, Shipment, Ticket, utcnow
@@ -356,6 +356,7 @@ def tell_status(dispatcher: CollectingDispatcher, order: Order, delay_ticket: Ti
     """Where the order is; a delayed one comes with the ticket already open about it, or the offer
     of a ticket or a person."""
     text = describe_order(order)
+    given = {"metadata": {"outcome": resolution.ORDER_STATUS}}  # counted as resolved (bot/crm/resolution.py)
     if order.status is OrderStatus.DELAYED and delay_ticket is not None:
         dispatcher.utter_message(
             text=f"{text} Our team is already following this up in ticket {delay_ticket.reference}, "
@@ -367,6 +368,7 @@ def tell_status(dispatcher: CollectingDispatcher, order: Order, delay_ticket: Ti
                 },
                 {"title": "Talk to a person", "payload": "/request_human"},
             ],
+            json_message=given,
         )
     elif order.status is OrderStatus.DELAYED:
         dispatcher.utter_message(
@@ -376,13 +378,18 @@ def tell_status(dispatcher: CollectingDispatcher, order: Order, delay_ticket: Ti
                 {"title": "Open a ticket", "payload": f'/open_ticket{{"order_number": "{order.number}"}}'},
                 {"title": "Talk to a person", "payload": "/request_human"},
             ],
+            json_message=given,
         )
     else:
-        dispatcher.utter_message(text=text)
+        dispatcher.utter_message(text=text, json_message=given)
 
 
 def _items(order: Order) -> str:
     return ", ".join(f"{item.quantity} × {item.name}" for item in order.items)
+
+
+# An answer that finishes nothing by itself (the policy explained): see bot/crm/resolution.py.
+ANSWER = {"metadata": {"outcome": resolution.ANSWERED}}
 
 
 def offer_cancellation(dispatcher: CollectingDispatcher, order: Order) -> list[EventType]:
@@ -402,12 +409,14 @@ def offer_cancellation(dispatcher: CollectingDispatcher, order: Order) -> list[E
     if status is OrderStatus.CANCELLED:
         dispatcher.utter_message(
             text=f"Order #{order.number} is already cancelled, so there's nothing more to do. "
-            "No payment is taken for cancelled orders."
+            "No payment is taken for cancelled orders.",
+            json_message=ANSWER,
         )
     elif status is OrderStatus.RETURNED:
         dispatcher.utter_message(
             text=f"Order #{order.number} has already come back to us as a return, so it can't be "
-            "cancelled. Your refund follows within 5 business days of the return reaching our warehouse."
+            "cancelled. Your refund follows within 5 business days of the return reaching our warehouse.",
+            json_message=ANSWER,
         )
     elif status is OrderStatus.DELIVERED:
         steps = (
@@ -424,6 +433,7 @@ def offer_cancellation(dispatcher: CollectingDispatcher, order: Order) -> list[E
                 },
                 {"title": "How returns work", "payload": '/choose_article{"kb_article": "how-to-return"}'},
             ],
+            json_message=ANSWER,
         )
         return [SlotSet("next_steps", steps)]
     else:
@@ -434,6 +444,7 @@ def offer_cancellation(dispatcher: CollectingDispatcher, order: Order) -> list[E
             buttons=[
                 {"title": "How returns work", "payload": '/choose_article{"kb_article": "how-to-return"}'}
             ],
+            json_message=ANSWER,
         )
         steps = (
             f"Order #{order.number} is with the carrier: you can refuse the delivery when it arrives, "
@@ -461,25 +472,29 @@ def handle_refund(
             buttons=[
                 {"title": "Cancel the order", "payload": f'/cancel_order{{"order_number": "{order.number}"}}'}
             ],
+            json_message=ANSWER,
         )
         return []
     if status is OrderStatus.CANCELLED:
         dispatcher.utter_message(
             text=f"Order #{order.number} was cancelled, so no payment was taken. If your bank still shows "
-            "a reserved amount, it is released within 5-7 business days."
+            "a reserved amount, it is released within 5-7 business days.",
+            json_message=ANSWER,
         )
         return []
     if status is OrderStatus.RETURNED:
         dispatcher.utter_message(
             text=f"We've received the return of order #{order.number}. The refund goes to your original "
             "payment method within 5 business days of the return reaching our warehouse; your bank may "
-            "take another 3-5 business days to show it."
+            "take another 3-5 business days to show it.",
+            json_message=ANSWER,
         )
         return []
     if status is not OrderStatus.DELIVERED or shipment is None or shipment.delivered_at is None:
         dispatcher.utter_message(
             text=f"Order #{order.number} is still on its way. You can refuse the delivery, or return it "
-            f"within {window} days of delivery, and we refund you once it's back with us."
+            f"within {window} days of delivery, and we refund you once it's back with us.",
+            json_message=ANSWER,
         )
         return []
     days = (utcnow() - shipment.delivered_at).days
@@ -492,13 +507,15 @@ def handle_refund(
             buttons=[
                 {"title": "Report a fault", "payload": f'/complaint{{"order_number": "{order.number}"}}'}
             ],
+            json_message=ANSWER,
         )
         return []
     existing = tickets.find_open_of_kind(session, order.id, "refund")
     if existing is not None:
         dispatcher.utter_message(
             text=f"There's already a refund request for order #{order.number}: {existing.reference}. "
-            "Our team is on it, so there's no need to do anything else."
+            "Our team is on it, so there's no need to do anything else.",
+            json_message=ANSWER,
         )
         return []
     ticket = tickets.open_ticket(
@@ -567,12 +584,14 @@ class ActionConfirmCancel(Action):
         if outcome == "cancelled":
             dispatcher.utter_message(
                 text=f"Order #{number} is cancelled. You'll get a confirmation e-mail, and the full "
-                "amount goes back to your payment method within 5 business days."
+                "amount goes back to your payment method within 5 business days.",
+                json_message={"metadata": {"outcome": resolution.ORDER_CANCELLED}},
             )
         elif outcome == "too_late":
             dispatcher.utter_message(
                 text=f"I'm sorry: order #{number} left our warehouse a moment ago, so it can't be "
-                "cancelled any more. You can refuse the delivery or return it within 30 days."
+                "cancelled any more. You can refuse the delivery or return it within 30 days.",
+                json_message=ANSWER,
             )
         else:
             dispatcher.utter_message(text=NOT_FOUND)
@@ -628,6 +647,7 @@ def list_orders(dispatcher: CollectingDispatcher, found: list[Order]) -> None:
     dispatcher.utter_message(
         text=f"Here are your most recent orders:\n{lines}\nPick one for the details.",
         buttons=order_buttons(found, "track_order", with_status=True),
+        json_message={"metadata": {"outcome": resolution.ORDERS_LISTED}},
     )
 
 

@@ -23,7 +23,7 @@ from actions.forms import (
 )
 from actions.orders import LOCKED_OUT
 from actions.proof import attempt, send_code
-from bot.crm import complaints, proof, sla, tickets
+from bot.crm import complaints, proof, resolution, sla, tickets
 from bot.crm import orders as crm
 from bot.crm.models import Conversation, Ticket, TicketStatus
 
@@ -295,7 +295,11 @@ class ActionCheckTicket(Action):
             purpose = f"{'reopen' if reopening else 'ticket'}:{reference or ''}"
             intro = "Before I show you a ticket, I need to make sure it's you. "
             return [*RESET, *await send_code(dispatcher, tracker, int(text), purpose, intro)]
-        dispatcher.utter_message(text=text, buttons=buttons)
+        if outcome == "found":
+            tagged = {"metadata": {"outcome": resolution.TICKET_STATUS}}  # see bot/crm/resolution.py
+            dispatcher.utter_message(text=text, buttons=buttons, json_message=tagged)
+        else:
+            dispatcher.utter_message(text=text, buttons=buttons)
         return [*RESET, *(SlotSet("last_ticket", reference) for reference in shown)]
 
 

@@ -144,6 +144,7 @@ def measure(settings: Settings, days: int, runs: int) -> dict[str, Any]:
                 "days": (end - start).days + 1,
                 "conversations": containment["conversations"],
                 **_timings(samples),
+                "resolution": resolution_figures(board),
             }
         return {
             "database": redact_database_url(settings.database_url),
@@ -159,6 +160,21 @@ def measure(settings: Settings, days: int, runs: int) -> dict[str, Any]:
         }
     finally:
         engine.dispose()
+
+
+def resolution_figures(board: metrics.Dashboard) -> dict[str, Any]:
+    """The resolution figures next to the old containment, on the same conversations: the old one
+    counted every conversation that was not handed to a person as resolved by the bot."""
+    volume = board.chart("volume").headline
+    total, handed = volume["conversations"], volume["handed_to_person"]
+    chart = board.chart("containment")
+    return {
+        "old_containment_percent": metrics.percent(total - handed, total),
+        "containment_percent": chart.headline["containment_percent"],
+        "confirmed_percent": chart.headline["confirmed_percent"],
+        "escalation_rate_percent": chart.headline["escalation_rate_percent"],
+        "conversations": {row[0]: row[1] for row in chart.rows} | {"pending": chart.headline["pending"]},
+    }
 
 
 def print_report(results: dict[str, Any]) -> None:
@@ -186,6 +202,12 @@ def print_report(results: dict[str, Any]) -> None:
                 f"  {label:<13} {timing['from']}..{timing['to']} ({timing['days']} days, "
                 f"{timing['conversations']:,} conversations): p50 {timing['p50_ms']} ms, "
                 f"p95 {timing['p95_ms']} ms (min {timing['min_ms']}, max {timing['max_ms']})"
+            )
+            figures = timing["resolution"]
+            counts = ", ".join(f"{name} {n:,}" for name, n in figures["conversations"].items())
+            print(
+                f"  {'':<13} containment {figures['containment_percent']}% (old definition "
+                f"{figures['old_containment_percent']}%): {counts}"
             )
     print()
     print("Targets")

@@ -5,8 +5,11 @@ surveys and customers when asked for. A range [start, end] covers start 00:00 UT
 including) end + 1 day 00:00 UTC; a conversation belongs to the day it started, a ticket to the
 day it was opened, a hand-over to the day it was asked for and a survey answer to the day it came.
 
-- Containment: conversations in the range that never went to a person (no `handoffs` row, then or
-  later); escalation rate is the rest. The two percentages add up to 100.
+- Resolution (bot/crm/resolution.py): each conversation in the range is confirmed, assumed, not
+  resolved, handed to a person or still pending. Containment = (confirmed + assumed) / the
+  conversations classified (pending ones are left out); escalation rate = handed / classified.
+  Shown in total, per day (per week for ranges over 31 days), per topic, and as the topics most
+  often unanswered or unhelpful, each with an example of what the customer said.
 - Response times in minutes: chat first response (first agent reply - hand-over requested), ticket
   first response (first_responded_at - created_at) and resolution (resolved_at - created_at).
   The median is the middle value (the mean of the two middle ones for an even count); p90 is the
@@ -36,6 +39,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
+from bot.crm import resolution
 from bot.crm.models import (
     Conversation,
     CsatSurvey,
@@ -50,6 +54,9 @@ from bot.crm.models import (
 CHART_IDS: tuple[str, ...] = (
     "volume",
     "containment",
+    "resolution_over_time",
+    "resolution_topics",
+    "unresolved_topics",
     "response_times",
     "sla",
     "csat",
@@ -58,8 +65,10 @@ CHART_IDS: tuple[str, ...] = (
     "value_tiers",
     "lifecycle",
 )
-RESOLVED_BY_BOT = "resolved by the bot"
-HANDED_TO_PERSON = "handed to a person"
+# Ranges longer than this are shown per week (weeks start on Monday) rather than per day.
+DAILY_UP_TO_DAYS = 31
+TOP_TOPICS = 12
+TOP_UNRESOLVED = 10
 
 
 @dataclass(frozen=True)
@@ -247,6 +256,17 @@ class _Facts:
         )
         return [(category, int(n)) for category, n in rows]
 
+    @cached_property
+    def verdicts(self) -> list[tuple[date, resolution.Verdict]]:
+        """(day started, verdict) for each conversation that started in the range."""
+        within, day = self._within(Conversation.created_at), self._utc_day(Conversation.created_at)
+        days: dict[str, date] = {}
+        verdicts = []
+        for chat in resolution.load_chats(self.session, within, self.now, day):
+            started = days.get(chat.day) or days.setdefault(chat.day, date.fromisoformat(chat.day))
+            verdicts.append((started, resolution.classify(chat, self.now)))
+        return verdicts
+
     def customers_by(self, column: Any) -> dict[Any, int]:
         return {
             value: int(n) for value, n in self.session.execute(select(column, func.count()).group_by(column))
@@ -285,24 +305,126 @@ def _volume(facts: _Facts) -> Chart:
     )
 
 
+def _counts(verdicts: Iterable[resolution.Verdict]) -> dict[str, int]:
+    counts = dict.fromkeys((*resolution.CATEGORIES, resolution.PENDING), 0)
+    for verdict in verdicts:
+        counts[verdict.category] += 1
+    return counts
+
+
+def _containment_of(counts: dict[str, int]) -> float | None:
+    classified = sum(counts[category] for category in resolution.CATEGORIES)
+    return percent(counts[resolution.CONFIRMED] + counts[resolution.ASSUMED], classified)
+
+
 def _containment(facts: _Facts) -> Chart:
-    total = sum(row[2] for row in facts.conversations)
-    handed = sum(row[3] for row in facts.conversations)
-    contained = total - handed
+    counts = _counts(verdict for _day, verdict in facts.verdicts)
+    classified = sum(counts[category] for category in resolution.CATEGORIES)
     return Chart(
         "containment",
-        "Resolved by the bot or handed to a person",
+        "How conversations ended",
         "bar",
         "conversations",
         ["outcome", "conversations", "percent"],
         [
-            [RESOLVED_BY_BOT, contained, percent(contained, total)],
-            [HANDED_TO_PERSON, handed, percent(handed, total)],
+            [resolution.LABELS[category], counts[category], percent(counts[category], classified)]
+            for category in resolution.CATEGORIES
         ],
         {
-            "containment_percent": percent(contained, total),
-            "escalation_rate_percent": percent(handed, total),
-            "conversations": total,
+            "containment_percent": _containment_of(counts),
+            "confirmed_percent": percent(counts[resolution.CONFIRMED], classified),
+            "escalation_rate_percent": percent(counts[resolution.HANDED], classified),
+            "classified": classified,
+            "pending": counts[resolution.PENDING],
+            "conversations": classified + counts[resolution.PENDING],
+        },
+    )
+
+
+def _periods(facts: _Facts) -> tuple[str, list[date]]:
+    """("date", every day) for short ranges; ("week", each Monday) for long ones."""
+    if (facts.end - facts.start).days + 1 <= DAILY_UP_TO_DAYS:
+        return "date", [facts.start + timedelta(days=n) for n in range((facts.end - facts.start).days + 1)]
+    first = facts.start - timedelta(days=facts.start.weekday())
+    return "week", [first + timedelta(weeks=n) for n in range((facts.end - first).days // 7 + 1)]
+
+
+def _resolution_over_time(facts: _Facts) -> Chart:
+    unit, periods = _periods(facts)
+    per: dict[date, list[resolution.Verdict]] = {period: [] for period in periods}
+    for day, verdict in facts.verdicts:
+        per[day - timedelta(days=day.weekday()) if unit == "week" else day].append(verdict)
+    rows: list[list[Any]] = []
+    for period in periods:
+        counts = _counts(per[period])
+        rows.append(
+            [
+                period.isoformat(),
+                *(counts[category] for category in resolution.CATEGORIES),
+                counts[resolution.PENDING],
+                _containment_of(counts),
+            ]
+        )
+    return Chart(
+        "resolution_over_time",
+        f"How conversations ended, per {'day' if unit == 'date' else 'week'}",
+        "line",
+        "conversations",
+        [unit, *resolution.CATEGORIES, resolution.PENDING, "containment_percent"],
+        rows,
+        {"periods": len(rows), "per": "day" if unit == "date" else "week"},
+    )
+
+
+def _resolution_topics(facts: _Facts) -> Chart:
+    per_topic: dict[str, list[resolution.Verdict]] = {}
+    for _day, verdict in facts.verdicts:
+        if verdict.category != resolution.PENDING:
+            per_topic.setdefault(verdict.topic, []).append(verdict)
+    ranked = sorted(per_topic.items(), key=lambda item: (-len(item[1]), item[0]))
+    shown, rest = ranked[:TOP_TOPICS], [v for _topic, vs in ranked[TOP_TOPICS:] for v in vs]
+    if rest:
+        shown.append(("all other topics", rest))
+    rows: list[list[Any]] = []
+    for topic, verdicts in shown:
+        counts = _counts(verdicts)
+        rows.append(
+            [topic, *(counts[category] for category in resolution.CATEGORIES), _containment_of(counts)]
+        )
+    return Chart(
+        "resolution_topics",
+        "How conversations ended, per topic",
+        "bar",
+        "conversations",
+        ["topic", *resolution.CATEGORIES, "containment_percent"],
+        rows,
+        {"topics": len(per_topic)},
+    )
+
+
+def _unresolved_topics(facts: _Facts) -> Chart:
+    groups: dict[tuple[str, str], list[resolution.Verdict]] = {}
+    for _day, verdict in facts.verdicts:
+        if verdict.category != resolution.NOT_RESOLVED or verdict.reason is None:
+            continue
+        why = "unanswered" if verdict.reason in resolution.UNANSWERED_REASONS else "unhelpful"
+        groups.setdefault((verdict.topic, why), []).append(verdict)
+    ranked = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))[:TOP_UNRESOLVED]
+    rows: list[list[Any]] = [
+        # The latest example: what customers say about it now.
+        [topic, why, len(verdicts), resolution.example_for(facts.session, verdicts[-1])]
+        for (topic, why), verdicts in ranked
+    ]
+    return Chart(
+        "unresolved_topics",
+        "Topics most often unanswered or unhelpful",
+        "bar",
+        "conversations",
+        ["topic", "why", "conversations", "example"],
+        rows,
+        {
+            "unanswered": sum(len(v) for (_t, why), v in groups.items() if why == "unanswered"),
+            "unhelpful": sum(len(v) for (_t, why), v in groups.items() if why == "unhelpful"),
         },
     )
 
@@ -433,6 +555,9 @@ def _lifecycle(facts: _Facts) -> Chart:
 _BUILDERS: dict[str, Callable[[_Facts], Chart]] = {
     "volume": _volume,
     "containment": _containment,
+    "resolution_over_time": _resolution_over_time,
+    "resolution_topics": _resolution_topics,
+    "unresolved_topics": _unresolved_topics,
     "response_times": _response_times,
     "sla": _sla,
     "csat": _csat,

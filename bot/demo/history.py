@@ -189,6 +189,53 @@ _TOPICS: dict[str, list[tuple[str, str]]] = {
         ("no, thanks", "Have a nice day!"),
     ],
 }
+# What each scripted reply was, stored in its metadata as the live actions tag theirs
+# (bot/crm/resolution.py): an article, a completed flow, or None for small talk and questions.
+_ORDER_STATUS = {"outcome": "order_status"}
+_REPLY_TAGS: dict[str, list[dict[str, str] | None]] = {
+    "order_status": [None, _ORDER_STATUS, {"kb_article": "track-my-order"}, None],
+    "returns": [
+        {"kb_article": "how-to-return"},
+        {"kb_article": "return-label"},
+        {"kb_article": "refund-timing"},
+        None,
+    ],
+    "payment": [
+        {"kb_article": "payment-failed"},
+        {"kb_article": "payment-methods"},
+        {"kb_article": "payment-methods"},
+        None,
+    ],
+    "delivery_delay": [_ORDER_STATUS, {"kb_article": "order-delayed"}, {"kb_article": "order-delayed"}, None],
+    "product": [
+        {"kb_article": "fire-pit-rust"},
+        {"kb_article": "tent-care"},
+        {"kb_article": "back-in-stock"},
+        None,
+    ],
+    "account": [{"kb_article": "forgot-password"}, {"kb_article": "reset-link-not-working"}, None, None],
+    "voucher": [{"kb_article": "voucher-not-working"}, {"kb_article": "voucher-not-working"}, None, None],
+}
+# Some chats end on a question the bot could not answer: their last exchange is one of these. The
+# replies open as the live fallbacks do (actions/knowledge.py) and carry the same tags.
+UNANSWERED_SHARE = 0.12
+_NO_ANSWER = (
+    "I'm sorry, I don't have an answer to that yet. I've noted your question so our team can add one. "
+    "Would you like to talk to a person?"
+)
+_OUT_OF_SCOPE = (
+    "That's outside what I can help with, sorry. I can answer questions about our shop, track orders "
+    "and connect you with our support team."
+)
+_UNANSWERED: tuple[tuple[str, str, str], ...] = (
+    ("do you sell replacement zips for the tent?", _NO_ANSWER, "no_answer"),
+    ("can I pick up my order at your warehouse?", _NO_ANSWER, "no_answer"),
+    ("do you do gift wrapping?", _NO_ANSWER, "no_answer"),
+    ("is the hammock stand sold separately?", _NO_ANSWER, "no_answer"),
+    ("can you recommend a good campsite?", _OUT_OF_SCOPE, "out_of_scope"),
+    ("what's the weather like this weekend?", _OUT_OF_SCOPE, "out_of_scope"),
+)
+_UNANSWERED_WEIGHTS = (30, 20, 15, 15, 12, 8)
 _TOPIC_WEIGHTS = {
     "order_status": 34,
     "returns": 16,
@@ -293,6 +340,9 @@ def seed_history(
         raise ValueError("now must be timezone-aware (UTC)")
     policy = policy or sla.default_policy()
     builder = _History(session, random.Random(seed), now.astimezone(UTC), policy, reopen_days)
+    # A second generator for the unanswered questions: drawing them from the first would change
+    # every chat, ticket and hand-over of the seed.
+    builder.unanswered = random.Random(f"misses-{seed}")
     for offset in range(days, 0, -1):
         builder.day(builder.midnight - timedelta(days=offset))
     return builder.write(days)
@@ -308,6 +358,7 @@ class _History:
         self.midnight = datetime.combine(now.date(), time(0), tzinfo=UTC)
         self.policy = policy
         self.reopen_days = timedelta(days=reopen_days)
+        self.unanswered = random.Random(0)
 
         agents = session.execute(
             select(Agent.id, Agent.name, Agent.role).where(Agent.active).order_by(Agent.id)
@@ -375,17 +426,24 @@ class _History:
         room = 4 - (ticket is not None) - (reason is not None)
         topic = rng.choices(list(_TOPIC_WEIGHTS), weights=list(_TOPIC_WEIGHTS.values()))[0]
         script = _TOPICS[topic][: rng.randint(0 if ticket else 1, room)]
-        exchanges = [(said, answer, "topic") for said, answer in script]
+        exchanges: list[tuple[str, str, str, dict[str, str] | None]] = [
+            (said, answer, "topic", _REPLY_TAGS[topic][n]) for n, (said, answer) in enumerate(script)
+        ]
+        # Drawn from its own generator, so the chats, tickets and hand-overs stay those of the seed.
+        if self.unanswered.random() < UNANSWERED_SHARE and ticket is None and reason is None and exchanges:
+            said, answer, tag = self.unanswered.choices(_UNANSWERED, weights=_UNANSWERED_WEIGHTS)[0]
+            exchanges[-1] = (said, answer, "miss", {"outcome": tag})
         if ticket is not None:
             kind = ticket["kind"]
             said = _COMPLAINT_TEXTS[ticket["category"]] if kind == "complaint" else _TICKET_TEXTS[kind]
-            exchanges.append((said, _TICKET_REPLY.format(reference=reference_for(ticket["id"])), "ticket"))
+            reply = _TICKET_REPLY.format(reference=reference_for(ticket["id"]))
+            exchanges.append((said, reply, "ticket", None))
         if reason is not None:
-            exchanges.append((*_HANDOVER[reason], "handover"))
+            exchanges.append((*_HANDOVER[reason], "handover", None))
 
         moment = started
         source_message_id = None
-        for customer_text, bot_text, role in exchanges:
+        for customer_text, bot_text, role, tags in exchanges:
             message_id = self._message(
                 conversation_id, channel, AuthorKind.CUSTOMER, customer_text, moment, order_number
             )
@@ -393,7 +451,9 @@ class _History:
                 source_message_id = message_id
                 ticket["created_at"] = moment + timedelta(seconds=1)
             moment += timedelta(seconds=rng.randint(1, 3))
-            self._message(conversation_id, channel, AuthorKind.BOT, bot_text, moment, order_number)
+            self._message(
+                conversation_id, channel, AuthorKind.BOT, bot_text, moment, order_number, metadata=tags
+            )
             moment += timedelta(seconds=rng.randint(15, 150))
 
         conversation: dict[str, Any] = {
@@ -436,6 +496,7 @@ class _History:
         at: datetime,
         order: str,
         agent_id: int | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> int:
         message_id = self._id(Message)
         inbound = author is AuthorKind.CUSTOMER
@@ -449,7 +510,7 @@ class _History:
                 "author_kind": author,
                 "author_agent_id": agent_id,
                 "text": words.format(order=order),
-                "payload": {},
+                "payload": {"buttons": [], "metadata": metadata} if metadata else {},
                 "status": MessageStatus.PROCESSED if inbound else MessageStatus.SENT,
                 "error": None,
                 "created_at": at,

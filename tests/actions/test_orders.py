@@ -22,6 +22,8 @@ from actions.orders import (
     ActionOrderRequest,
     ActionStartOrderRequest,
     ValidateOrderForm,
+    offer_cancellation,
+    tell_status,
 )
 from bot.crm.conversations import store_inbound
 from bot.crm.models import (
@@ -502,3 +504,34 @@ async def test_a_proof_older_than_a_day_is_asked_for_again(crm: sessionmaker[Ses
     with crm() as session:
         chat = session.get_one(Conversation, conversation.id)
         assert chat.customer_id is None and chat.proof is None
+
+
+async def test_a_status_given_and_a_cancellation_are_tagged_as_completed_flows(
+    crm: sessionmaker[Session], mail_sink: MailSink
+) -> None:
+    # bot/crm/resolution.py counts a chat with these replies as resolved (confirmed).
+    with crm() as session:
+        order = session.scalars(select(Order).where(Order.number == "100001")).one()
+        dispatcher = CollectingDispatcher()
+        tell_status(dispatcher, order)
+    assert dispatcher.messages[0]["custom"] == {"metadata": {"outcome": "order_status"}}
+
+    conversation = web_conversation(crm)
+    await request(conversation, "cancel", "100003", "ana.souza@example.com", mail_sink)
+    tracker = tracker_for(conversation, {"pending_cancel": "100003"})
+    tracker.latest_message["intent"] = {"name": "affirm"}
+    dispatcher = CollectingDispatcher()
+    await ActionConfirmCancel().run(dispatcher, tracker, DOMAIN)
+    assert "is cancelled" in dispatcher.messages[0]["text"]
+    assert dispatcher.messages[0]["custom"] == {"metadata": {"outcome": "order_cancelled"}}
+
+
+async def test_a_policy_explained_is_tagged_as_an_answer(crm: sessionmaker[Session]) -> None:
+    # Delivered orders can't be cancelled: the reply says what to do instead, an answer (assumed
+    # resolved after 24 quiet hours), not a completed flow.
+    with crm() as session:
+        order = session.scalars(select(Order).where(Order.number == "100002")).one()
+        dispatcher = CollectingDispatcher()
+        offer_cancellation(dispatcher, order)
+    assert "can't be cancelled" in dispatcher.messages[0]["text"]
+    assert dispatcher.messages[0]["custom"] == {"metadata": {"outcome": "answered"}}

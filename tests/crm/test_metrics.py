@@ -16,11 +16,15 @@ from bot.crm import metrics
 from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.migrate import upgrade_database
 from bot.crm.models import (
+    AuthorKind,
     Conversation,
     CsatSurvey,
     Customer,
+    Direction,
     Handoff,
     LifecycleStage,
+    Message,
+    MessageStatus,
     SurveyStatus,
     Ticket,
     ValueTier,
@@ -217,14 +221,111 @@ def test_volume_has_every_day_with_zeros_and_respects_the_boundaries(scenario: S
     assert volume.headline["busiest_day"] == "2026-03-02"
 
 
-def test_containment_counts_a_conversation_with_any_handoff_once(scenario: Session) -> None:
+def test_containment_counts_only_resolutions_and_a_handoff_once(scenario: Session) -> None:
     chart = _board(scenario).chart("containment")
-    assert chart.rows == [["resolved by the bot", 2, 40.0], ["handed to a person", 3, 60.0]]
+    # The two chats not handed over never got an answer: the old figure called them contained (40%).
+    assert chart.rows == [
+        ["confirmed", 0, 0.0],
+        ["assumed", 0, 0.0],
+        ["not resolved", 2, 40.0],
+        ["handed to a person", 3, 60.0],
+    ]
     assert chart.headline == {
-        "containment_percent": 40.0,
+        "containment_percent": 0.0,
+        "confirmed_percent": 0.0,
         "escalation_rate_percent": 60.0,
+        "classified": 5,
+        "pending": 0,
         "conversations": 5,
     }
+
+
+def _say(
+    session: Session, chat: Conversation, author: AuthorKind, text: str, when: datetime, **meta: str
+) -> None:
+    customer = author is AuthorKind.CUSTOMER
+    session.add(
+        Message(
+            conversation_id=chat.id,
+            channel=chat.channel,
+            direction=Direction.INBOUND if customer else Direction.OUTBOUND,
+            author_kind=author,
+            text=text,
+            payload={"buttons": [], "metadata": meta},
+            status=MessageStatus.PROCESSED if customer else MessageStatus.SENT,
+            created_at=when,
+        )
+    )
+    session.flush()
+
+
+def test_resolution_per_day_per_topic_and_the_unresolved_topics(db_session: Session) -> None:
+    s, now = db_session, at(4, 12)
+    for n, day in enumerate((2, 2, 3)):  # order status given: confirmed
+        chat = conversation(s, "web", at(day, 9, n))
+        _say(s, chat, AuthorKind.CUSTOMER, "where is my order?", at(day, 9, n))
+        _say(s, chat, AuthorKind.BOT, "Order #1 is in transit.", at(day, 9, n), outcome="order_status")
+    quiet = conversation(s, "web", at(2, 11))  # an article, then silence for two days: assumed
+    _say(s, quiet, AuthorKind.CUSTOMER, "how do returns work?", at(2, 11))
+    _say(s, quiet, AuthorKind.BOT, "You have 30 days.", at(2, 11), kb_article="return-policy")
+    fresh = conversation(s, "web", at(4, 2))  # the same, 10 hours before now: pending
+    _say(s, fresh, AuthorKind.CUSTOMER, "how do returns work?", at(4, 2))
+    _say(s, fresh, AuthorKind.BOT, "You have 30 days.", at(4, 2), kb_article="return-policy")
+    for n, question in enumerate(("do you sell zips?", "do you sell buttons?")):
+        gap = conversation(s, "telegram", at(3, 14, n))
+        _say(s, gap, AuthorKind.CUSTOMER, question, at(3, 14, n))
+        _say(s, gap, AuthorKind.BOT, "I'm sorry, I don't have an answer to that yet. Noted.", at(3, 14, n))
+    handed = conversation(s, "web", at(3, 15))
+    handoff(s, handed, at(3, 15), 5)
+    s.flush()
+
+    board = metrics.dashboard(s, START, END, now)
+    assert board.chart("containment").rows == [
+        ["confirmed", 3, 42.9],
+        ["assumed", 1, 14.3],
+        ["not resolved", 2, 28.6],
+        ["handed to a person", 1, 14.3],
+    ]
+    assert board.chart("containment").headline["containment_percent"] == 57.1
+    assert board.chart("containment").headline["pending"] == 1
+
+    over_time = board.chart("resolution_over_time")
+    assert over_time.columns == [
+        "date",
+        "confirmed",
+        "assumed",
+        "not_resolved",
+        "handed",
+        "pending",
+        "containment_percent",
+    ]
+    assert over_time.rows == [
+        ["2026-03-02", 2, 1, 0, 0, 0, 100.0],
+        ["2026-03-03", 1, 0, 2, 1, 0, 25.0],
+        ["2026-03-04", 0, 0, 0, 0, 1, None],
+    ]
+
+    topics = board.chart("resolution_topics")
+    assert topics.rows == [
+        ["order status", 3, 0, 0, 0, 100.0],
+        ["no answer", 0, 0, 2, 0, 0.0],
+        ["other", 0, 0, 0, 1, 0.0],
+        ["return-policy", 0, 1, 0, 0, 100.0],
+    ]
+    assert board.chart("unresolved_topics").rows == [["no answer", "unanswered", 2, "do you sell buttons?"]]
+
+
+def test_long_ranges_are_shown_per_week(db_session: Session) -> None:
+    chat = conversation(db_session, "web", at(4, 9))  # a Wednesday
+    _say(db_session, chat, AuthorKind.CUSTOMER, "where is it?", at(4, 9))
+    _say(db_session, chat, AuthorKind.BOT, "In transit.", at(4, 9), outcome="order_status")
+    chart = metrics.dashboard(db_session, date(2026, 2, 1), date(2026, 3, 31), NOW).chart(
+        "resolution_over_time"
+    )
+    assert chart.columns[0] == "week" and chart.headline["per"] == "week"
+    assert chart.rows[0][0] == "2026-01-26"  # the Monday of the week of 1 February
+    assert ["2026-03-02", 1, 0, 0, 0, 0, 100.0] in chart.rows
+    assert sum(row[1] for row in chart.rows) == 1
 
 
 def test_response_times_give_median_and_nearest_rank_p90(scenario: Session) -> None:

@@ -212,8 +212,18 @@ def test_the_dashboard_over_the_history_has_something_in_every_chart(
     board = metrics.dashboard(session, TODAY - timedelta(days=30), TODAY - timedelta(days=1), NOW)
     for chart in board.charts:
         assert chart.rows and any(any(cell for cell in row[1:]) for row in chart.rows), chart.id
-    containment = board.chart("containment").headline["containment_percent"]
-    assert 75 <= containment <= 85
+    resolved = board.chart("containment")
+    # About 20% go to a person and some chats end on a question the bot could not answer, so the
+    # honest containment is below the old "not handed over" figure of about 80%.
+    assert 60 <= resolved.headline["containment_percent"] <= 75
+    assert resolved.headline["containment_percent"] < 100 - resolved.headline["escalation_rate_percent"]
+    assert all(row[1] > 0 for row in resolved.rows), resolved.rows
+    unresolved = board.chart("unresolved_topics").rows
+    assert {why for _topic, why, _n, _example in unresolved} == {"unanswered", "unhelpful"}
+    # Chats whose only answer was "I don't have an answer": their topic is that, with what was asked.
+    no_answer = [row for row in unresolved if row[0] == "no answer"]
+    assert no_answer and no_answer[0][1] == "unanswered" and no_answer[0][3].endswith("?"), unresolved
+    assert all(example for *_rest, example in unresolved)
     assert all(row[1] is not None and row[3] > 0 for row in board.chart("response_times").rows)
 
 

@@ -103,7 +103,11 @@ async def test_a_lead_gets_every_chart_for_the_range(
     with db_sessionmaker() as session:
         stored = session.scalar(select(func.count()).select_from(Conversation))
     assert charts["containment"]["headline"]["conversations"] == stored == sum(r[1] for r in volume["rows"])
-    assert 70 <= charts["containment"]["headline"]["containment_percent"] <= 90
+    # Only confirmed and assumed resolutions count: below the ~80% that were not handed over.
+    assert 60 <= charts["containment"]["headline"]["containment_percent"] <= 75
+    outcomes = [row[0] for row in charts["containment"]["rows"]]
+    assert outcomes == ["confirmed", "assumed", "not resolved", "handed to a person"]
+    assert [row[0] for row in charts["resolution_over_time"]["rows"]] == [row[0] for row in volume["rows"]]
 
 
 async def test_the_default_range_is_the_last_30_days_up_to_today(lead: httpx.AsyncClient) -> None:

@@ -23,6 +23,10 @@
 
   // --- dashboard -----------------------------------------------------------------------------
 
+  // Parts of a whole, drawn as one bar each; lists a lead reads, shown open.
+  const STACKED = new Set(["resolution_topics"]);
+  const OPEN_TABLES = new Set(["unresolved_topics"]);
+
   function isoDay(date) {
     return date.toISOString().slice(0, 10);
   }
@@ -35,8 +39,9 @@
       const data = await api("GET", `/api/dashboard?from=${from}&to=${to}`);
       $("dash-time").textContent = `${data.charts.length} charts in ${Math.round(performance.now() - started)} ms`;
       $("charts").replaceChildren(...data.charts.map((chart) => {
-        const headline = Object.entries(chart.headline || {})
-          .map(([k, v]) => `${k.replaceAll("_", " ")}: ${v === null ? "–" : v}`).join(" · ");
+        chart.stacked = STACKED.has(chart.id);
+        chart.open = OPEN_TABLES.has(chart.id);
+        const headline = Charts.headline(chart);
         return el("figure", { class: "card", "data-chart": chart.id },
           el("figcaption", {}, el("strong", { text: chart.title }),
             el("a", { class: "csv", href: `/api/dashboard/${chart.id}.csv?from=${from}&to=${to}`, download: "", text: "CSV" })),
