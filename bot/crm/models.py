@@ -213,6 +213,10 @@ class Customer(Base):
     churn_risk: Mapped[bool] = mapped_column(default=False)
     churn_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
     scored_at: Mapped[datetime | None]
+    # Set by bot/crm/value.py through scoring: margin on purchases so far, and the discounted margin
+    # expected over the CLV horizon (refitted nightly with the whole base; EUR).
+    clv_to_date: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    clv_future: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
 
     identities: Mapped[list[CustomerIdentity]] = relationship(back_populates="customer")
     orders: Mapped[list[Order]] = relationship(back_populates="customer")

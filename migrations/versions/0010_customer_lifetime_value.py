@@ -1,0 +1,33 @@
+"""customer lifetime value
+
+Two columns on customers: the margin on purchases so far and the discounted margin expected over
+the CLV horizon (bot/crm/value.py). Empty until the next rescoring fills them.
+
+Revision ID: 0010
+Revises: 0007
+Create Date: 2026-12-05 19:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+
+# Revision identifiers, used by Alembic.
+revision: str = '0010'
+down_revision: str | Sequence[str] | None = '0007'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('clv_to_date', sa.Numeric(precision=12, scale=2), nullable=True))
+        batch_op.add_column(sa.Column('clv_future', sa.Numeric(precision=12, scale=2), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.drop_column('clv_future')
+        batch_op.drop_column('clv_to_date')
