@@ -155,6 +155,11 @@ def summarise(orders: Iterable[OrderFact], today: date) -> PurchaseSummary:
     )
 
 
+def tier_of(purchases_365: int, spend_365: Decimal) -> ValueTier:
+    """The tier a year with these purchases earns (the value models read it for past years too)."""
+    return tier_for(_frequency(purchases_365), _monetary(spend_365))
+
+
 def score(
     orders: Iterable[OrderFact],
     tickets: Iterable[TicketFact] = (),
@@ -432,7 +437,7 @@ def _recent_tickets_and_surveys(
     return complaints, surveys
 
 
-_TIER_INDEX = {ValueTier.REGULAR: 0, ValueTier.KEY: 1, ValueTier.VIP: 2}
+TIER_INDEX = {ValueTier.REGULAR: 0, ValueTier.KEY: 1, ValueTier.VIP: 2}
 
 
 def _history(
@@ -454,8 +459,8 @@ def _history(
         first[i] = max((today - fact.purchases.first).days, 0)
         last[i] = max((today - fact.purchases.last).days, 0)
         bought_prior[i] = fact.count_prior > 0
-        tier_prior[i] = _TIER_INDEX[tier_for(_frequency(fact.count_prior), _monetary(fact.spend_prior))]
-    tier_now = np.array([_TIER_INDEX[r.tier] for r in results], dtype=np.int64)
+        tier_prior[i] = TIER_INDEX[tier_of(fact.count_prior, fact.spend_prior)]
+    tier_now = np.array([TIER_INDEX[r.tier] for r in results], dtype=np.int64)
     return History(
         purchases=purchases,
         spend=spend,
