@@ -68,7 +68,10 @@ def retention_value(
     r = np.asarray(retention, dtype=float)
     kept = r / (1.0 + discount)
     tail = 0.0 if np.isinf(years) else kept**years
-    return m * r / (1.0 + discount - r) * (1.0 - tail)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        closed = m * r / (1.0 + discount - r) * (1.0 - tail)
+    # Kept for sure and no discount (r = 1 + d): every year is worth m, the sum is m * H.
+    return np.where(np.isclose(kept, 1.0), m * years, closed)
 
 
 def segment_retention(

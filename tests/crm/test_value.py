@@ -151,3 +151,8 @@ def test_retention_model_on_a_two_customer_base_by_hand() -> None:
 def test_unknown_model_is_refused() -> None:
     with pytest.raises(ValueError, match="CLV_MODEL"):
         ValueConfig(model="magic")
+
+
+def test_retention_formula_when_everyone_stays_and_nothing_is_discounted() -> None:
+    # r = 1, d = 0: each of the 3 years is worth the full margin (the closed form would divide by 0).
+    assert retention_value(100.0, 1.0, 0.0, 3) == pytest.approx(300.0)

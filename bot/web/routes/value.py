@@ -1,4 +1,4 @@
-"""Customer equity and loyalty for the support lead (bot/crm/loyalty.py), with CSV behind each chart.
+"""Customer equity, loyalty and the win-back list for the support lead, with CSV behind each.
 
 Kept apart from the service dashboard's routes: these figures describe the customer base as it
 stands now, not a date range. Both routes need a lead's login; each export is audited.
@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 
-from bot.crm import loyalty
+from bot.crm import loyalty, winback
 from bot.crm.audit import audit
 from bot.crm.models import utcnow
-from bot.errors import NotFound
+from bot.crm.value import ValueConfig
+from bot.errors import BadRequest, NotFound
 from bot.web.deps import Lead, LoginFirstRoute, SessionDep
 
 router = APIRouter(prefix="/api/value", tags=["customer value"], route_class=LoginFirstRoute)
@@ -27,6 +29,84 @@ def get_value_charts(session: SessionDep, _lead: Lead) -> dict[str, Any]:
     today = utcnow().date()
     with session.begin():
         return {"as_of": today.isoformat(), "charts": [c.as_dict() for c in loyalty.charts(session, today)]}
+
+
+WINBACK_COLUMNS = [
+    "customer_id",
+    "name",
+    "email",
+    "stage",
+    "tier",
+    "value_if_won_back_eur",
+    "value_to_date_eur",
+    "future_value_eur",
+    "reasons",
+    "details",
+]
+Stage = Annotated[str | None, Query(description="churned or declining; both when left out")]
+Reason = Annotated[str | None, Query(description="only customers with this defection reason")]
+
+
+def _winback(
+    request: Request, session: Session, stage: str | None, reason: str | None
+) -> list[winback.Candidate]:
+    if stage is not None and stage not in [s.value for s in winback.STAGES]:
+        raise BadRequest(f"stage must be churned or declining, not {stage!r}")
+    if reason is not None and reason not in winback.REASONS:
+        raise BadRequest(f"reason must be one of {', '.join(winback.REASONS)}, not {reason!r}")
+    config = ValueConfig.from_settings(request.app.state.settings)
+    return winback.candidates(session, utcnow().date(), config, stage, reason)
+
+
+def _row(candidate: winback.Candidate) -> list[Any]:
+    return [
+        candidate.customer_id,
+        candidate.name,
+        candidate.email,
+        candidate.stage,
+        candidate.tier,
+        candidate.value_if_won_back,
+        candidate.value_to_date,
+        candidate.future_value,
+        " ".join(candidate.defection.reasons),
+        candidate.defection.describe(),
+    ]
+
+
+@router.get("/winback")
+def get_winback(
+    request: Request, session: SessionDep, _lead: Lead, stage: Stage = None, reason: Reason = None
+) -> dict[str, Any]:
+    """Churned and declining customers, the most valuable to win back first, with their reasons."""
+    with session.begin():
+        found = _winback(request, session, stage, reason)
+    return {
+        "columns": WINBACK_COLUMNS,
+        "customers": [dict(zip(WINBACK_COLUMNS, _row(c), strict=True)) for c in found],
+    }
+
+
+@router.get("/winback.csv")
+def export_winback(
+    request: Request, session: SessionDep, lead: Lead, stage: Stage = None, reason: Reason = None
+) -> Response:
+    """The win-back list as CSV, with the same filters; each export is audited (it holds contact data)."""
+    with session.begin():
+        found = _winback(request, session, stage, reason)
+        source = request.client.host if request.client else None
+        details = {"stage": stage, "reason": reason, "customers": len(found)}
+        audit(session, f"agent:{lead.id}", "winback_exported", "dashboard", "winback", details, source)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(WINBACK_COLUMNS)
+    writer.writerows(_row(c) for c in found)
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="kefu-winback-{utcnow().date().isoformat()}.csv"'
+        },
+    )
 
 
 @router.get("/{chart_id}.csv")

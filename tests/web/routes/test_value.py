@@ -68,3 +68,32 @@ async def test_leads_see_equity_and_loyalty_and_export_each_chart(
             select(AuditLog.record_id).where(AuditLog.action == "value_chart_exported")
         ).all()
         assert exported == ["cohort_retention"]
+
+
+async def test_winback_list_is_ranked_filterable_and_exported(
+    app: FastAPI, db_sessionmaker: sessionmaker[Session]
+) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await _login(client, "lead@kefu.example", DEMO_PASSWORD_LEAD)
+        everyone = (await client.get("/api/value/winback")).json()["customers"]
+        assert {c["stage"] for c in everyone} == {"churned", "declining"}
+        values = [c["value_if_won_back_eur"] for c in everyone]
+        assert values == sorted(values, reverse=True) and values[0] > 0
+        assert all(c["reasons"] for c in everyone if c["stage"] == "churned")  # a year silent at least
+
+        churned = (await client.get("/api/value/winback", params={"stage": "churned"})).json()["customers"]
+        assert churned and {c["stage"] for c in churned} == {"churned"} and len(churned) < len(everyone)
+        silent = (await client.get("/api/value/winback", params={"reason": "long_silence"})).json()[
+            "customers"
+        ]
+        assert silent and all("long_silence" in c["reasons"].split() for c in silent)
+        assert (await client.get("/api/value/winback", params={"reason": "moon"})).status_code == 400
+
+        response = await client.get("/api/value/winback.csv", params={"stage": "churned"})
+        assert response.status_code == 200
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert [int(r["customer_id"]) for r in rows] == [c["customer_id"] for c in churned]
+    with db_sessionmaker() as session:
+        actions = session.scalars(select(AuditLog.action).where(AuditLog.record_id == "winback")).all()
+        assert actions == ["winback_exported"]
