@@ -155,7 +155,8 @@ class Settings(BaseSettings):
 
     # Hand-over to a person. Asking for a person always works; these automatic triggers can be
     # switched off by leaving them out (comma-separated): repeated_fallback (the bot could not
-    # answer twice in a row), severe_complaint, vip_complaint, negative_sentiment.
+    # answer twice in a row), severe_complaint, vip_complaint (also a high-value customer at risk,
+    # bot/crm/priority.py), negative_sentiment.
     handoff_triggers: str = "repeated_fallback,severe_complaint,vip_complaint,negative_sentiment"
     # Minutes one agent needs per waiting chat, for the wait a queued customer is told.
     handoff_minutes_per_chat: float = 4.0
