@@ -563,9 +563,8 @@ async def _value_reason(customer_id: int) -> str | None:
         customer = session.get(Customer, customer_id)
         if customer is None:
             return None
-        floor = priority.high_value_floor(
-            session.scalars(select(Customer.clv_future).where(Customer.clv_future > 0)).all()
-        )
+        valued = session.scalars(select(Customer.clv_future).where(Customer.clv_future > 0)).all()
+        floor = priority.high_value_floor([v for v in valued if v is not None])
         return priority.complaint_goes_to_a_person(
             customer.value_tier, customer.clv_future, floor, customer.churn_risk, customer.lifecycle_stage
         )

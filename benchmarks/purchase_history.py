@@ -79,7 +79,7 @@ def history(orders: Orders, cutoff: int) -> History:
     n = orders.customers
     ago = cutoff - day
     count = np.bincount(who, minlength=n)
-    spend = np.bincount(who, weights=amount, minlength=n)
+    spend = np.bincount(who, weights=amount, minlength=n).astype(np.float64)
     first = np.full(n, np.nan)
     last = np.full(n, np.nan)
     np.fmax.at(first, who, ago.astype(float))
@@ -87,9 +87,9 @@ def history(orders: Orders, cutoff: int) -> History:
     year = ago <= 365
     prior = (ago > 365) & (ago <= 730)
     count_365 = np.bincount(who[year], minlength=n)
-    spend_365 = np.bincount(who[year], weights=amount[year], minlength=n)
+    spend_365 = np.bincount(who[year], weights=amount[year], minlength=n).astype(np.float64)
     count_prior = np.bincount(who[prior], minlength=n)
-    spend_prior = np.bincount(who[prior], weights=amount[prior], minlength=n)
+    spend_prior = np.bincount(who[prior], weights=amount[prior], minlength=n).astype(np.float64)
     return History(
         purchases=count,
         spend=spend,
@@ -116,5 +116,5 @@ def holdout(orders: Orders, cutoff: int, length: int) -> tuple[NDArray[np.float6
     n = orders.customers
     return (
         np.bincount(orders.customer[keep], minlength=n).astype(float),
-        np.bincount(orders.customer[keep], weights=orders.amount[keep], minlength=n),
+        np.bincount(orders.customer[keep], weights=orders.amount[keep], minlength=n).astype(np.float64),
     )

@@ -3,6 +3,8 @@ a second route (numerical integration over the mixing distributions)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy import integrate, stats
@@ -123,8 +125,8 @@ def test_fits_recover_the_parameters_of_simulated_customers() -> None:
     assert spend.p * spend.gamma / (spend.q - 1) == pytest.approx(6.0 * 15.0 / 3.0, rel=0.1)
 
 
-def _history(**given: object) -> History:
-    base = {
+def _history(**given: Any) -> History:
+    base: dict[str, Any] = {
         "purchases": np.array([3, 0]),
         "spend": np.array([300.0, 0.0]),
         "first_days_ago": np.array([500.0, 0.0]),
@@ -136,7 +138,7 @@ def _history(**given: object) -> History:
         "tier_now": np.array([0, 0]),
     }
     base.update(given)
-    return History(**base)  # type: ignore[arg-type]
+    return History(**base)
 
 
 def test_retention_model_on_a_two_customer_base_by_hand() -> None:
