@@ -7,7 +7,8 @@ lifetime values (bot/crm/value.py, refreshed by rescoring) and from the orders, 
 `today`. A purchase is an order neither cancelled nor returned (bot/crm/scoring.py).
 
 - **Equity** by value tier, life-cycle stage and acquisition cohort (the month of the first
-  purchase): customers, value to date and future value (the equity), EUR.
+  purchase): customers, value to date and future value (the equity), EUR; and its trend, one point
+  per day the whole base was rescored (`equity_snapshots`, written by `scoring.rescore_all`).
 - **Cohort retention**: customers whose first purchase fell in a month form a cohort; a cohort's
   month-k retention is the share of it that bought in the k-th calendar month after that month.
   Only months that have ended by `today` count, so young cohorts show no figure rather than 0.
@@ -30,13 +31,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.crm.metrics import Chart, percent
-from bot.crm.models import Customer, LifecycleStage, Order, ValueTier
+from bot.crm.models import Customer, EquitySnapshot, LifecycleStage, Order, ValueTier
 from bot.crm.scoring import NOT_A_PURCHASE
 
 CHART_IDS: tuple[str, ...] = (
     "equity_tiers",
     "equity_stages",
     "equity_cohorts",
+    "equity_trend",
     "cohort_retention",
     "retention_curve",
     "loyalty",
@@ -88,6 +90,13 @@ class _Base:
                 )
             )
         ]
+        self.snapshots = list(
+            session.scalars(
+                select(EquitySnapshot)
+                .where(EquitySnapshot.taken_on <= today)
+                .order_by(EquitySnapshot.taken_on)
+            )
+        )
 
     def cohorts(self) -> dict[tuple[int, int], list[_Buyer]]:
         groups: dict[tuple[int, int], list[_Buyer]] = defaultdict(list)
@@ -142,6 +151,21 @@ def _equity_stages(base: _Base) -> Chart:
 def _equity_cohorts(base: _Base) -> Chart:
     groups = {_label(month): members for month, members in base.cohorts().items()}
     return _equity_chart("equity_cohorts", "Customer equity by acquisition month (now)", "cohort", groups)
+
+
+def _equity_trend(base: _Base) -> Chart:
+    rows: list[list[Any]] = [
+        [r.taken_on.isoformat(), float(r.equity), float(r.value_to_date)] for r in base.snapshots
+    ]
+    return Chart(
+        "equity_trend",
+        "Customer equity over time (one point per nightly rescoring)",
+        "line",
+        "EUR",
+        ["day", "equity_eur", "value_to_date_eur"],
+        rows,
+        {"points": len(rows), "change_eur": round(rows[-1][1] - rows[0][1], 2) if len(rows) > 1 else None},
+    )
 
 
 def _retained(base: _Base, cohort: tuple[int, int], members: list[_Buyer], k: int) -> float | None:
@@ -240,6 +264,7 @@ _BUILDERS: dict[str, Callable[[_Base], Chart]] = {
     "equity_tiers": _equity_tiers,
     "equity_stages": _equity_stages,
     "equity_cohorts": _equity_cohorts,
+    "equity_trend": _equity_trend,
     "cohort_retention": _cohort_retention,
     "retention_curve": _retention_curve,
     "loyalty": _loyalty,

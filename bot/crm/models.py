@@ -583,6 +583,21 @@ class CsatSurvey(Base):
         return f"CsatSurvey(id={self.id!r}, {self.trigger!r}, {self.status.value!r}, score={self.score!r})"
 
 
+class EquitySnapshot(Base):
+    """Customer equity as one rescoring of the whole base found it: one row per day, for the trend."""
+
+    __tablename__ = "equity_snapshots"
+
+    taken_on: Mapped[date] = mapped_column(Date, primary_key=True)
+    customers: Mapped[int]
+    value_to_date: Mapped[Decimal] = mapped_column(Numeric(16, 2))
+    equity: Mapped[Decimal] = mapped_column(Numeric(16, 2))
+    model: Mapped[str] = mapped_column(String(16))
+
+    def __repr__(self) -> str:
+        return f"EquitySnapshot({self.taken_on!r}, {self.equity!r})"
+
+
 class JobLease(Base):
     """Who runs a scheduled job right now: with several gateways, only the lease holder runs it."""
 

@@ -38,12 +38,13 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Numeric, case, event, func, select, type_coerce, update
+from sqlalchemy import Numeric, case, delete, event, func, select, type_coerce, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crm.models import (
     CsatSurvey,
     Customer,
+    EquitySnapshot,
     LifecycleStage,
     Order,
     OrderStatus,
@@ -342,6 +343,17 @@ def rescore_all(
     ]
     for start in range(0, len(rows), batch):
         session.execute(update(Customer), rows[start : start + batch])
+    # One point of the equity trend per day: a later rescoring on the same day replaces it.
+    session.execute(delete(EquitySnapshot).where(EquitySnapshot.taken_on == today))
+    session.add(
+        EquitySnapshot(
+            taken_on=today,
+            customers=len(ids),
+            value_to_date=_money(float(values.to_date.sum())),
+            equity=_money(float(values.future.sum())),
+            model=value.model,
+        )
+    )
     # The bulk UPDATE bypasses the identity map: customers already loaded must read the new values.
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Customer):

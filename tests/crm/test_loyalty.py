@@ -7,8 +7,9 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.crm import loyalty
+from bot.crm import loyalty, scoring
 from bot.crm.models import Customer, LifecycleStage, Order, OrderStatus, ValueTier
+from bot.crm.value import ValueConfig
 
 TODAY = date(2026, 11, 20)
 
@@ -83,3 +84,17 @@ def test_equity_and_loyalty_by_hand(db_sessionmaker: sessionmaker[Session]) -> N
     assert figures["churn_rate"] == 100.0
     # Last 365 days: Ann 300, Bob 100 -> the top customer (10% and 20% of two round to one) has 75%.
     assert figures["top_10_percent_revenue_share"] == 75.0 and figures["top_20_percent_revenue_share"] == 75.0
+
+
+def test_equity_trend_has_one_point_per_rescoring_day(db_sessionmaker: sessionmaker[Session]) -> None:
+    with db_sessionmaker.begin() as session:
+        _seed(session)
+    for day in (date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 19)):  # twice on the 19th
+        with db_sessionmaker.begin() as session:
+            scoring.rescore_all(session, day, value=ValueConfig(model="retention"))
+    with db_sessionmaker() as session:
+        trend = loyalty.charts(session, TODAY, only="equity_trend")[0]
+    assert [row[0] for row in trend.rows] == ["2026-11-18", "2026-11-19"]
+    # Value to date is the margin (0.3) on every purchase: Ann 300, Bob 100, Cy 200 -> 180.
+    assert [row[2] for row in trend.rows] == [180.0, 180.0]
+    assert trend.headline["points"] == 2
