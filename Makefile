@@ -4,7 +4,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test bench bench-kb bench-encoders bench-consoles bench-channels bench-nlu bench-e2e bench-load bench-faults setup train lint status
+.PHONY: run test bench bench-kb bench-encoders bench-consoles bench-channels bench-nlu bench-e2e bench-load bench-faults bench-clv bench-scoring setup train lint status
 
 ## Set up if needed, then run the assistant with demo data.
 run:
@@ -53,6 +53,16 @@ bench-load:
 ## next answer, customer messages lost or answered twice.
 bench-faults:
 	bash scripts/bench.sh faults
+
+## Lifetime value: BG/NBD + Gamma-Gamma vs the retention formula vs naive baselines, fitted on a calibration
+## period and judged on the holdout period (synthetic base and demo shop); results in clv.json.
+bench-clv:
+	bash scripts/bench.sh clv
+
+## Rescoring (RFM, stage, risk, lifetime value) of 100,000 customers with 1,000,000 orders on SQLite and
+## PostgreSQL; SCORING_ARGS go to benchmarks/scoring.py; results in scoring.json.
+bench-scoring:
+	bash scripts/bench.sh scoring $(SCORING_ARGS)
 
 ## While `make run` runs: each supervised process and its state (restart one with
 ## `.venv/bin/supervisorctl -c var/run/supervisord.conf restart NAME`).

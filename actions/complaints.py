@@ -10,6 +10,7 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions.common import conversation_for, in_transaction, latest_message_id, settings, sla_policy
@@ -29,9 +30,9 @@ from actions.forms import (
 from actions.handoff import hand_over, trigger_on
 from actions.knowledge import article_instead, security_worry
 from actions.orders import LOCKED_OUT, WENT_WRONG, describe_order, prove_order
-from bot.crm import complaints, proof, sentiment, sla, tickets
+from bot.crm import complaints, priority, proof, sentiment, sla, tickets
 from bot.crm import orders as crm
-from bot.crm.models import Customer, Severity, Ticket, ValueTier, utcnow
+from bot.crm.models import Customer, Severity, Ticket, utcnow
 from knowledge_base import answers
 
 FORM_SLOTS = ("complaint_category", "complaint_details", "complaint_outcome")
@@ -533,14 +534,14 @@ class ActionSubmitComplaint(Action):
             return done + await hand_over(
                 dispatcher, tracker, "severe_complaint", lead_in="Because this sounds serious,"
             )
-        if (
-            ticket.customer_id is not None
-            and trigger_on("vip_complaint")
-            and await _is_vip(ticket.customer_id)
-        ):
-            return done + await hand_over(
-                dispatcher, tracker, "vip_complaint", lead_in="Let me get this moving now:"
-            )
+        # The vip_complaint trigger switches both value rules (bot/crm/priority.py) on and off.
+        reason = (
+            await _value_reason(ticket.customer_id)
+            if ticket.customer_id is not None and trigger_on("vip_complaint")
+            else None
+        )
+        if reason is not None:
+            return done + await hand_over(dispatcher, tracker, reason, lead_in="Let me get this moving now:")
         if ticket.severity is Severity.HIGH:
             dispatcher.utter_message(
                 text="Because this sounds serious, I can put you through to a person right now.",
@@ -552,12 +553,20 @@ class ActionSubmitComplaint(Action):
         return [*RESET, SlotSet("last_ticket", ticket.reference)]
 
 
-async def _is_vip(customer_id: int) -> bool:
-    def tier(session: Session) -> ValueTier | None:
-        customer = session.get(Customer, customer_id)
-        return customer.value_tier if customer is not None else None
+async def _value_reason(customer_id: int) -> str | None:
+    """Why this customer's complaint goes to a person at once (VIP, or valuable and at risk), if it does."""
 
-    return await in_transaction(tier) is ValueTier.VIP
+    def judge(session: Session) -> str | None:
+        customer = session.get(Customer, customer_id)
+        if customer is None:
+            return None
+        valued = session.scalars(select(Customer.clv_future).where(Customer.clv_future > 0)).all()
+        floor = priority.high_value_floor([v for v in valued if v is not None])
+        return priority.complaint_goes_to_a_person(
+            customer.value_tier, customer.clv_future, floor, customer.churn_risk, customer.lifecycle_stage
+        )
+
+    return await in_transaction(judge)
 
 
 class ActionOrderStatusInComplaint(Action):

@@ -36,6 +36,7 @@ from bot.crm.models import (
     SurveyStatus,
     utcnow,
 )
+from bot.crm.value import ValueConfig
 from bot.errors import KefuError
 from bot.live import LiveHub
 from bot.rasa_client import BotReply, RasaClient
@@ -186,7 +187,7 @@ class Scheduler:
     async def rescore_customers(self) -> object:
         def work() -> object:
             with self.sessions.begin() as session:
-                return scoring.rescore_all(session)
+                return scoring.rescore_all(session, value=ValueConfig.from_settings(self.settings))
 
         return await run_in_threadpool(work)
 

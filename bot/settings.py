@@ -149,9 +149,18 @@ class Settings(BaseSettings):
     # A survey waits until the customer has been quiet this long, so it never cuts into a chat.
     survey_quiet_seconds: float = 120.0
 
+    # Customer lifetime value (bot/crm/value.py, README "Customer lifetime value"): the margin on
+    # sales (a share of the price), how far ahead future value is counted, the yearly discount rate,
+    # and the model: "bgnbd" (BG/NBD with Gamma-Gamma spend) or "retention" (the textbook formula).
+    clv_margin: float = 0.3
+    clv_horizon_months: int = 36
+    clv_discount_rate: float = 0.10
+    clv_model: str = "bgnbd"
+
     # Hand-over to a person. Asking for a person always works; these automatic triggers can be
     # switched off by leaving them out (comma-separated): repeated_fallback (the bot could not
-    # answer twice in a row), severe_complaint, vip_complaint, negative_sentiment.
+    # answer twice in a row), severe_complaint, vip_complaint (also a high-value customer at risk,
+    # bot/crm/priority.py), negative_sentiment.
     handoff_triggers: str = "repeated_fallback,severe_complaint,vip_complaint,negative_sentiment"
     # Minutes one agent needs per waiting chat, for the wait a queued customer is told.
     handoff_minutes_per_chat: float = 4.0

@@ -21,6 +21,9 @@
 # `make bench-faults` (`bash scripts/bench.sh faults`): with 10 customers chatting, the gateway, the
 # action server's worker, the action server and Rasa are killed in turn; time until healthy and until
 # the next answer, messages lost or answered twice; results in faults.json.
+# `make bench-clv` (`bash scripts/bench.sh clv`): lifetime-value models fitted on a calibration period and
+# judged on the holdout period; results in clv.json. `make bench-scoring` (`bash scripts/bench.sh scoring`):
+# rescoring 100,000 customers with 1,000,000 orders on SQLite and PostgreSQL; results in scoring.json.
 # `bash scripts/bench.sh dashboard`: set up if needed, then only the support lead's dashboard over a year
 # of seeded history, on SQLite and on PostgreSQL when one answers (arguments in DASHBOARD_ARGS, e.g.
 # "--days 90 --runs 5" or "--postgres none").
@@ -116,6 +119,20 @@ if [ "${1:-}" = "faults" ]; then
     bash scripts/bootstrap.sh
     bash scripts/train.sh
     exec .venv/bin/python -m benchmarks.faults "$@"
+fi
+
+if [ "${1:-}" = "clv" ]; then
+    # Lifetime-value models on a calibration and a holdout period (no Rasa needed).
+    shift
+    bash scripts/bootstrap.sh
+    exec .venv/bin/python -m benchmarks.clv "$@"
+fi
+
+if [ "${1:-}" = "scoring" ]; then
+    # Rescoring the whole base at 100,000 customers / 1,000,000 orders, SQLite and PostgreSQL.
+    shift
+    bash scripts/bootstrap.sh
+    exec .venv/bin/python -m benchmarks.scoring "$@"
 fi
 
 if [ "${1:-}" = "dashboard" ]; then

@@ -10,6 +10,7 @@ from pathlib import Path
 from bot.cli.common import Commands, database, transaction
 from bot.crm import privacy, scoring
 from bot.crm.audit import audit
+from bot.crm.value import ValueConfig
 from bot.errors import BadRequest
 from bot.settings import Settings
 
@@ -46,7 +47,7 @@ def add_commands(commands: Commands) -> None:
 
 def _rescore(args: argparse.Namespace, settings: Settings) -> int:
     with transaction(settings) as session:
-        summary = scoring.rescore_all(session)
+        summary = scoring.rescore_all(session, value=ValueConfig.from_settings(settings))
     print(summary.describe())
     return 0
 

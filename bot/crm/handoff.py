@@ -48,6 +48,7 @@ REASONS = {
     "repeated_fallback": "the bot could not answer twice in a row",
     "severe_complaint": "serious complaint",
     "vip_complaint": "complaint from a VIP customer",
+    "valuable_at_risk": "complaint from a high-value customer at risk of leaving",
     "negative_sentiment": "very upset customer",
     "bot_unavailable": "the bot could not answer for a while (a part was down)",
 }
@@ -56,6 +57,7 @@ _SEVERITY = {
     "repeated_fallback": Severity.LOW,
     "severe_complaint": Severity.HIGH,
     "vip_complaint": Severity.MEDIUM,
+    "valuable_at_risk": Severity.MEDIUM,
     "negative_sentiment": Severity.MEDIUM,
     "bot_unavailable": Severity.MEDIUM,
 }

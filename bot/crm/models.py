@@ -213,6 +213,10 @@ class Customer(Base):
     churn_risk: Mapped[bool] = mapped_column(default=False)
     churn_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
     scored_at: Mapped[datetime | None]
+    # Set by bot/crm/value.py through scoring: margin on purchases so far, and the discounted margin
+    # expected over the CLV horizon (refitted nightly with the whole base; EUR).
+    clv_to_date: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    clv_future: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
 
     identities: Mapped[list[CustomerIdentity]] = relationship(back_populates="customer")
     orders: Mapped[list[Order]] = relationship(back_populates="customer")
@@ -577,6 +581,21 @@ class CsatSurvey(Base):
 
     def __repr__(self) -> str:
         return f"CsatSurvey(id={self.id!r}, {self.trigger!r}, {self.status.value!r}, score={self.score!r})"
+
+
+class EquitySnapshot(Base):
+    """Customer equity as one rescoring of the whole base found it: one row per day, for the trend."""
+
+    __tablename__ = "equity_snapshots"
+
+    taken_on: Mapped[date] = mapped_column(Date, primary_key=True)
+    customers: Mapped[int]
+    value_to_date: Mapped[Decimal] = mapped_column(Numeric(16, 2))
+    equity: Mapped[Decimal] = mapped_column(Numeric(16, 2))
+    model: Mapped[str] = mapped_column(String(16))
+
+    def __repr__(self) -> str:
+        return f"EquitySnapshot({self.taken_on!r}, {self.equity!r})"
 
 
 class JobLease(Base):

@@ -29,7 +29,7 @@ from bot.rasa_client import HEALTH_TIMEOUT_SECONDS, RasaClient
 from bot.scheduler import Scheduler
 from bot.settings import Settings, get_settings
 from bot.web.middleware import BodyLimit, HistoryRateLimit, PageSecurityHeaders
-from bot.web.routes import auth, console, dashboard, kb, pages, replies, tickets
+from bot.web.routes import auth, console, dashboard, kb, pages, replies, tickets, value
 from knowledge_base import embedding
 from knowledge_base.live import LiveIndex
 
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         kb.router,
         tickets.router,
         dashboard.router,
+        value.router,
         console.router,
         replies.router,
         replies.console_router,

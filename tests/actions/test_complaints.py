@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -382,6 +383,37 @@ async def test_a_vip_customers_complaint_goes_to_a_person(crm: sessionmaker[Sess
     with crm() as session:
         handoff = session.scalars(select(Handoff).where(Handoff.conversation_id == conversation.id)).one()
         assert handoff.reason == "vip_complaint"
+
+
+async def test_a_valuable_customer_at_risk_gets_a_person_for_a_complaint(crm: sessionmaker[Session]) -> None:
+    """Not a VIP, but in the top fifth by lifetime value; their second complaint in 90 days puts them
+    at risk, so the complaint goes to a person at once (bot/crm/priority.py)."""
+    conversation = web_conversation(crm)
+    with crm.begin() as session:
+        customer = session.scalars(
+            select(Customer).where(Customer.value_tier == ValueTier.KEY, Customer.churn_risk.is_(False))
+        ).first()
+        assert customer is not None
+        customer.clv_future = Decimal("99999.00")  # the most valuable customer of the base
+        order = session.scalars(select(Order).where(Order.customer_id == customer.id)).first()
+        assert order is not None
+        number, email = order.number, customer.email
+        session.add(Ticket(reference="KF-VAL001", customer_id=customer.id, kind="complaint",
+                           category="billing", subject="Charged twice", severity=Severity.LOW))  # fmt: skip
+    prove_by_code(crm, conversation, email)
+    text, _ = await submit(
+        conversation,
+        crm,
+        "the colour is not what the picture showed",
+        order_number=number,
+        complaint_category="wrong_item",
+        complaint_details="the colour is not what the picture showed",
+        complaint_outcome="replacement",
+    )
+    assert "passing you to a person" in text
+    with crm() as session:
+        handoff = session.scalars(select(Handoff).where(Handoff.conversation_id == conversation.id)).one()
+        assert handoff.reason == "valuable_at_risk"
 
 
 async def test_opening_a_complaint_asks_nothing_before_the_first_question(crm: sessionmaker[Session]) -> None:

@@ -214,3 +214,39 @@ def test_rescore_all_summarises_the_base(db_sessionmaker: sessionmaker[Session])
     with db_sessionmaker() as session:
         emails = session.scalars(select(Customer.email).where(Customer.scored_at.is_not(None))).all()
         assert sorted(emails) == ["none@example.com", "test.person@example.com"]
+
+
+def test_rescore_all_agrees_with_the_one_customer_rule_on_the_demo_shop(
+    db_sessionmaker: sessionmaker[Session],
+) -> None:
+    """The aggregate query path (the whole base) and the per-customer path give the same scores."""
+    from datetime import UTC, datetime, time
+
+    from bot.demo.history import seed_history
+    from bot.demo.seed import seed_demo_data
+
+    today = date(2026, 11, 20)
+    with db_sessionmaker.begin() as session:
+        seed_demo_data(session, today)
+        seed_history(session, days=120, now=datetime.combine(today, time(0), tzinfo=UTC))
+    with db_sessionmaker.begin() as session:
+        scoring.rescore_all(session, today)
+    with db_sessionmaker() as session:
+        stored = {
+            c.id: (c.rfm_recency, c.rfm_frequency, c.rfm_monetary, c.value_tier, c.lifecycle_stage,
+                   c.churn_risk, c.churn_reasons)
+            for c in session.scalars(select(Customer))
+        }  # fmt: skip
+        valued = session.scalars(select(Customer).where(Customer.clv_future > 0)).all()
+    with db_sessionmaker() as session:
+        for customer_id, scores in stored.items():
+            one = scoring.rescore_customer(session, customer_id, today)
+            assert one is not None
+            expected = (one.recency, one.frequency, one.monetary, one.tier, one.stage, one.churn_risk,
+                        one.reasons)  # fmt: skip
+            assert scores == expected, (customer_id, scores[6], expected[6])
+        session.rollback()
+    stages = {s[4] for s in stored.values()}
+    assert {LifecycleStage.CHURNED, LifecycleStage.DECLINING, LifecycleStage.MATURE} <= stages
+    assert any(s[6] for s in stored.values())  # some reasons, so the comparison covers them
+    assert len(valued) > 100 and all(c.clv_to_date is not None and c.clv_to_date > 0 for c in valued)

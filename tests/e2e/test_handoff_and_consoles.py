@@ -246,3 +246,35 @@ def test_the_dashboard_renders_its_charts(stack: Stack, page: Page) -> None:
     tiers = page.locator('figure[data-chart="value_tiers"] td')
     numbers = [int(t) for t in tiers.all_text_contents() if t.isdigit()]
     assert sum(numbers) == 240
+
+
+def test_the_lead_sees_equity_loyalty_and_the_win_back_list(stack: Stack, page: Page) -> None:
+    log_in(page, stack, "/console/lead", "lead@kefu.example", DEMO_PASSWORD_LEAD)
+    charts = page.locator("figure[data-value-chart]")
+    expect(charts).to_have_count(7)
+    for chart_id in (
+        "equity_tiers",
+        "equity_stages",
+        "equity_cohorts",
+        "equity_trend",  # seeding rescored the base once: one point so far
+        "cohort_retention",
+        "retention_curve",
+        "loyalty",
+    ):
+        figure = page.locator(f'figure[data-value-chart="{chart_id}"]')
+        assert figure.locator("svg rect, svg polyline").count() > 0, chart_id
+        assert figure.locator("a.csv").get_attribute("href") == f"/api/value/{chart_id}.csv"
+    expect(page.locator('figure[data-value-chart="equity_tiers"]')).to_contain_text("equity eur")
+    expect(page.locator('figure[data-value-chart="loyalty"]')).to_contain_text("repeat purchase rate")
+
+    rows = page.locator("#winback tbody tr")
+    expect(rows.first).to_be_visible()
+    everyone = rows.count()
+    page.get_by_label("Stage", exact=True).select_option("churned")
+    page.locator("#winback-form").get_by_role("button", name="Show").click()
+    expect(page.locator("#winback-count")).not_to_have_text(f"{everyone} customers")
+    stages = page.locator("#winback tbody tr td:nth-child(2)").all_text_contents()
+    assert stages and set(stages) == {"churned"}
+    assert page.locator("#winback-csv").get_attribute("href") == "/api/value/winback.csv?stage=churned"
+    # A churned customer has been silent for over a year: the reason says so.
+    expect(page.locator("#winback tbody tr").first).to_contain_text("no purchase for")

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.channels.pipeline import message_json
 from bot.channels.widget_live import BadFrame, close_for, receive_text_frame
-from bot.crm import handoff, replies
+from bot.crm import handoff, replies, winback
 from bot.crm.audit import audit
 from bot.crm.conversations import history, store_outbound
 from bot.crm.models import (
@@ -109,6 +109,11 @@ def list_agents(session: SessionDep, _agent: AnyAgent) -> dict[str, Any]:
         }
 
 
+def _defection(session: Session, customer: Customer) -> dict[str, Any]:
+    record = winback.defections(session, [customer.id], utcnow().date())[customer.id]
+    return {"reasons": record.reasons, "details": record.describe()}
+
+
 def _customer_panel(session: Session, customer: Customer, conversation_id: int) -> dict[str, Any]:
     orders = session.scalars(
         select(Order).where(Order.customer_id == customer.id).order_by(Order.placed_at.desc()).limit(10)
@@ -142,6 +147,13 @@ def _customer_panel(session: Session, customer: Customer, conversation_id: int) 
         },
         "churn_risk": customer.churn_risk,
         "churn_reasons": list(customer.churn_reasons or []),
+        # Lifetime value (bot/crm/value.py) and what our records say could drive them away
+        # (bot/crm/winback.py), so the agent knows what is at stake and what to put right.
+        "lifetime_value": {
+            "to_date": float(customer.clv_to_date) if customer.clv_to_date is not None else None,
+            "future": float(customer.clv_future) if customer.clv_future is not None else None,
+        },
+        "defection": _defection(session, customer),
         "identities": [{"channel": i.channel} for i in identities],
         "orders": [
             {

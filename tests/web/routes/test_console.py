@@ -383,6 +383,10 @@ async def test_the_customer_panel_and_the_view_is_audited(
     assert panel["orders"] and panel["orders"][0]["shipments"] is not None
     assert "KF-000001" in [t["reference"] for t in panel["tickets"]]
     assert set(panel["rfm"]) == {"recency", "frequency", "monetary"}
+    # What the relationship is worth (seeding rescored the base) and what could drive her away.
+    assert panel["lifetime_value"]["to_date"] > 0 and panel["lifetime_value"]["future"] is not None
+    assert "complaints" in panel["defection"]["reasons"]
+    assert "complaint" in panel["defection"]["details"]
     with db_sessionmaker() as session:
         viewed = session.scalars(select(AuditLog).where(AuditLog.action == "customer_viewed")).all()
         assert viewed and viewed[-1].actor.startswith("agent:")

@@ -149,6 +149,13 @@
     }
   }
 
+  function lifetimeValue(c) {
+    const v = c.lifetime_value || {};
+    if (v.to_date === null || v.to_date === undefined) return null;
+    const euros = (n) => `EUR ${Math.round(n).toLocaleString()}`;
+    return el("p", { id: "lifetime-value", text: `Lifetime value: ${euros(v.to_date)} margin so far · ${euros(v.future ?? 0)} expected ahead` });
+  }
+
   function renderCustomer() {
     const box = $("customer");
     const c = current.customer;
@@ -162,6 +169,8 @@
       el("p", { text: `${c.email}${c.phone ? ` · ${c.phone}` : ""}` }),
       el("p", { text: `Stage: ${c.stage} · RFM ${rfm.recency ?? "-"}/${rfm.frequency ?? "-"}/${rfm.monetary ?? "-"} · customer since ${c.customer_since}` }),
       c.churn_risk ? el("p", { class: "badge danger", text: `At risk: ${c.churn_reasons.join(", ")}` }) : null,
+      lifetimeValue(c),
+      c.defection && c.defection.reasons.length ? el("p", { class: "muted", id: "defection", text: `Could drive them away: ${c.defection.details}` }) : null,
       el("h4", { text: "Orders" }),
       el("ul", { class: "compact" }, ...c.orders.map((o) => el("li", {},
         el("strong", { text: o.number }), ` ${o.status} · ${o.placed_at} · ${o.total}`,
