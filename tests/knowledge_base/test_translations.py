@@ -88,3 +88,14 @@ def test_facts_are_numbers_and_addresses_whatever_the_decimal_mark() -> None:
 def test_an_unknown_language_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BadRequest):
         read_translations("fr", tmp_path)
+
+
+@pytest.mark.parametrize("language", ["de", "nl", "pt", "zh"])
+def test_every_shipped_article_is_translated_faithfully_and_up_to_date(language: str) -> None:
+    english = read_seed_files()
+    translations = read_translations(language)
+    assert problems(english, translations) == []
+    assert {t.slug for t in translations} == {a.slug for a in english}
+    for translation in translations:
+        lines = [line for line in translation.problem.splitlines() if line.strip()]
+        assert len(lines) >= 8, f"{language} {translation.slug}: too few ways of asking"
