@@ -12,8 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.crm.db import make_engine, make_sessionmaker
+from bot.crm import priority
 from bot.crm.models import (
     CsatSurvey,
+    Customer,
     Order,
     Severity,
     SurveyStatus,
@@ -63,6 +65,11 @@ def db(stack: Stack):  # type: ignore[no-untyped-def]
     return make_sessionmaker(make_engine(stack.settings)).begin()
 
 
+def ticket_customer(session, reference: str) -> Customer:  # type: ignore[no-untyped-def]
+    ticket = session.scalars(select(Ticket).where(Ticket.reference == reference)).one()
+    return session.get(Customer, ticket.customer_id)
+
+
 def test_complaint_creates_one_ticket_with_priority_events_and_a_promise(stack: Stack) -> None:
     # Ana's 100002 has a resolved ticket about a faulty chair (KF-000001): another problem, so a
     # delivery complaint on it gets a ticket of its own.
@@ -101,12 +108,25 @@ def test_complaint_creates_one_ticket_with_priority_events_and_a_promise(stack: 
         ]
         assert kinds[0] == "created"
 
-    # The same complaint again updates the ticket rather than opening a second one.
+    # Whether a person joins at once follows her value (bot/crm/priority.py): the rule, not the data.
+    with db(stack) as session:
+        customer = ticket_customer(session, ticket.reference)
+        floor = priority.high_value_floor([v for v in session.scalars(select(Customer.clv_future)) if v])
+        reason = priority.complaint_goes_to_a_person(
+            customer.value_tier, customer.clv_future, floor, customer.churn_risk, customer.lifecycle_stage
+        )
+    assert ("I'm passing you to a person" in filed) is (reason is not None)
+
+    # She comes back another day with the same complaint: it updates the ticket rather than opening a
+    # second one.
+    returning = "e2e-complaint-ana-again"
     again = say(
-        stack, visitor, "I want to complain again about order 100002, the courier keeps letting me down"
+        stack, returning, "I want to complain again about order 100002, the courier keeps letting me down"
     )
+    if "e-mail address or phone number" in again:
+        again = say(stack, returning, "ana.souza@example.com")
     if "What would put this right" in again:
-        again = say(stack, visitor, "just an explanation")
+        again = say(stack, returning, "just an explanation")
     assert ticket.reference in again and "rather than opening a second one" in again
     with db(stack) as session:
         assert len(session.scalars(complaints).all()) == 1

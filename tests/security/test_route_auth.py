@@ -70,6 +70,10 @@ LEAD_ONLY = {
     ("PATCH", "/api/saved-replies/{reply_id}"),
     ("POST", "/api/saved-replies/{reply_id}/archive"),
     ("POST", "/api/saved-replies/{reply_id}/unarchive"),
+    ("GET", "/api/value/charts"),
+    ("GET", "/api/value/winback"),
+    ("GET", "/api/value/winback.csv"),
+    ("GET", "/api/value/{chart_id}.csv"),
     ("GET", "/console/lead"),
 }
 LEAD_REFUSAL = "only support leads can do this"

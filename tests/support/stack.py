@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,18 +29,33 @@ MODEL = PROJECT_ROOT / "models" / "kefu.tar.gz"
 START_TIMEOUT_SECONDS = 240
 
 
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports for the stack's servers come from below the kernel's ephemeral range: a port the kernel hands
+# out for bind(0) or for an outgoing connection (the many client sockets a load test opens) could be
+# taken between choosing it and the server binding it, which is what failed a replicated gateway once.
+_PORT_FLOOR, _PORT_CEILING = 20000, _ephemeral_floor()
+_handed_out: set[int] = set()
+_choose = random.SystemRandom()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports_in_a_row(1)
 
 
 def free_ports_in_a_row(count: int) -> int:
     """A port such that it and the `count - 1` after it are free (replicated gateways take
-    consecutive ports)."""
-    for _ in range(50):
-        start = free_port()
-        if start + count < 65535 and all(_bindable(start + i) for i in range(1, count)):
+    consecutive ports); never one this process handed out before."""
+    for _ in range(500):
+        start = _choose.randrange(_PORT_FLOOR, _PORT_CEILING - count)
+        ports = range(start, start + count)
+        if not _handed_out.intersection(ports) and all(_bindable(port) for port in ports):
+            _handed_out.update(ports)
             return start
     raise RuntimeError(f"no {count} consecutive free ports on loopback")
 
