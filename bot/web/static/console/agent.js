@@ -7,6 +7,8 @@
   const $ = (id) => document.getElementById(id);
   let current = null; // the open conversation, as the API returned it
   let shownIds = new Set();
+  let shown = []; // the messages on screen, so a re-render keeps any that arrived while it loaded
+  let opening = 0; // only the newest request to open a chat renders: an older answer is stale
   let socket = null;
   let retry = 1000;
   let queueTimer = null;
@@ -60,15 +62,23 @@
   // --- one conversation ----------------------------------------------------------------------
 
   async function openConversation(id) {
+    const request = ++opening;
+    let loaded;
     try {
-      current = await api("GET", `/api/console/conversations/${id}`);
+      loaded = await api("GET", `/api/console/conversations/${id}`);
     } catch (e) {
-      flash(e.message);
+      if (request === opening) flash(e.message);
       return;
     }
+    if (request !== opening) return;
+    const sameChat = current && current.id === loaded.id;
+    const newest = Math.max(0, ...loaded.messages.map((m) => m.id));
+    const later = sameChat ? shown.filter((m) => m.id > newest) : [];
+    current = loaded;
     shownIds = new Set();
+    shown = [];
     $("messages").replaceChildren();
-    for (const message of current.messages) addMessage(message);
+    for (const message of [...current.messages, ...later]) addMessage(message);
     renderChatHeader();
     renderTicket();
     renderCustomer();
@@ -96,6 +106,7 @@
   function addMessage(message) {
     if (shownIds.has(message.id)) return;
     shownIds.add(message.id);
+    shown.push(message);
     const author = message.author === "agent" ? (message.agent_name || "Agent") : message.author;
     const item = el(
       "li",
