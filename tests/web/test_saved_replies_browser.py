@@ -104,9 +104,14 @@ def test_a_lead_writes_a_saved_reply_and_an_agent_inserts_fills_and_sends_it(
         chat = _anas_chat_about(gateway, db_sessionmaker, "ana-browser", "100003")
         _log_in(agent, gateway, "/console", "ada@kefu.example", DEMO_PASSWORD_AGENT)
         expect(agent.locator("#live-state")).to_have_text("Live")
-        agent.locator(f'[data-conversation="{chat}"]').click()
-        agent.get_by_role("button", name="Claim").click()
         box = agent.get_by_label("Reply to the customer")
+        claim = agent.get_by_role("button", name="Claim")
+        expect(claim).to_be_hidden()  # no chat open: nothing to claim, nowhere to reply
+        expect(box).to_be_hidden()
+        agent.locator(f'[data-conversation="{chat}"]').click()
+        expect(claim).to_be_visible()
+        expect(box).to_be_hidden()  # not hers until she claims it
+        claim.click()
         expect(box).to_be_visible()
 
         box.press_sequentially("/order-ne")
