@@ -264,8 +264,8 @@ def test_the_lead_sees_equity_loyalty_and_the_win_back_list(stack: Stack, page: 
         figure = page.locator(f'figure[data-value-chart="{chart_id}"]')
         assert figure.locator("svg rect, svg polyline").count() > 0, chart_id
         assert figure.locator("a.csv").get_attribute("href") == f"/api/value/{chart_id}.csv"
-    expect(page.locator('figure[data-value-chart="equity_tiers"]')).to_contain_text("equity eur")
-    expect(page.locator('figure[data-value-chart="loyalty"]')).to_contain_text("repeat purchase rate")
+    expect(page.locator('figure[data-value-chart="equity_tiers"]')).to_contain_text("Equity (EUR)")
+    expect(page.locator('figure[data-value-chart="loyalty"]')).to_contain_text("Repeat purchase rate")
 
     rows = page.locator("#winback tbody tr")
     expect(rows.first).to_be_visible()

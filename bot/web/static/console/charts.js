@@ -38,6 +38,11 @@ const Charts = (() => {
     first_response_compliance_percent: "First response on time", resolution_compliance_percent: "Resolved on time",
     satisfied_percent: "Satisfied (4-5)", top_category: "Top category", channels: "Channels", vip: "VIP",
     declining: "Declining",
+    // customer value
+    equity_eur: "Equity (EUR)", value_to_date_eur: "Margin so far (EUR)", customer_count: "Customers",
+    repeat_purchase_rate: "Repeat purchase rate", churn_rate: "Churn rate",
+    top_10_percent_revenue_share: "Revenue from the top 10% of customers",
+    top_20_percent_revenue_share: "Revenue from the top 20% of customers",
     // values
     web: "Web chat", telegram: "Telegram", key: "Key", regular: "Regular", website_app: "Website or app",
     wrong_or_missing_item: "Wrong or missing item", staff_attitude: "How staff treated the customer",

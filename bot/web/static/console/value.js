@@ -10,8 +10,7 @@
     try {
       const data = await api("GET", "/api/value/charts");
       $("value-charts").replaceChildren(...data.charts.map((chart) => {
-        const headline = Object.entries(chart.headline || {})
-          .map(([k, v]) => `${k.replaceAll("_", " ")}: ${v === null ? "–" : v}`).join(" · ");
+        const headline = Charts.headline(chart);
         return el("figure", { class: "card", "data-value-chart": chart.id },
           el("figcaption", {}, el("strong", { text: chart.title }),
             el("a", { class: "csv", href: `/api/value/${chart.id}.csv`, download: "", text: "CSV" })),
