@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm import priority
+from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import (
     CsatSurvey,
     Customer,
