@@ -303,8 +303,9 @@ def _conversation(session: Session, conversation_id: int) -> Conversation:
 
 
 def queue(session: Session, agent: Agent, now: datetime | None = None) -> list[dict[str, object]]:
-    """Chats waiting for a person (most urgent, then longest waiting, first), then the chats people
-    are in; each with what an agent needs to choose: tier, reason, wait, last words."""
+    """The agent's own chats first, then chats waiting for a person, then the chats colleagues are in
+    (each group most urgent, then longest waiting, first); each with what an agent needs to choose:
+    tier, reason, wait, last words."""
     now = now or utcnow()
     rows = session.execute(
         select(Handoff, Conversation, Customer)
@@ -315,14 +316,22 @@ def queue(session: Session, agent: Agent, now: datetime | None = None) -> list[d
             Conversation.mode.in_((ConversationMode.PENDING_AGENT, ConversationMode.AGENT)),
         )
     ).all()
+    # An agent's own chats stay on top: they are the ones waiting for this agent's answer.
+    mine = sorted(
+        (r for r in rows if r[1].mode is ConversationMode.AGENT and r[1].assigned_agent_id == agent.id),
+        key=lambda r: _queue_key(r[0]),
+    )
     waiting = sorted(
         (r for r in rows if r[1].mode is ConversationMode.PENDING_AGENT), key=lambda r: _queue_key(r[0])
     )
-    taken = sorted((r for r in rows if r[1].mode is ConversationMode.AGENT), key=lambda r: r[0].requested_at)
+    taken = sorted(
+        (r for r in rows if r[1].mode is ConversationMode.AGENT and r[1].assigned_agent_id != agent.id),
+        key=lambda r: r[0].requested_at,
+    )
     last_words = _last_customer_messages(session, [r[1].id for r in rows])
     names = dict(session.execute(select(Agent.id, Agent.name)).tuples().all())
     result: list[dict[str, object]] = []
-    for handoff, conversation, customer in [*waiting, *taken]:
+    for handoff, conversation, customer in [*mine, *waiting, *taken]:
         result.append(
             {
                 "conversation_id": conversation.id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
@@ -80,7 +81,7 @@ def _touch(session: Session, agent_id: int) -> None:
 
 @router.get("/queue")
 def get_queue(session: SessionDep, agent: AnyAgent) -> dict[str, Any]:
-    """Waiting chats (most urgent, then longest waiting, first), then chats agents are in."""
+    """The agent's own chats, then waiting chats (most urgent, then longest waiting, first), then others'."""
     with session.begin():
         _touch(session, agent.id)
         return {
@@ -364,44 +365,101 @@ async def hand_back(
     return {"conversation_id": conversation_id, "mode": "bot", "bot_messages": bot_said}
 
 
+# A customer message that only asks for a person says nothing about the problem: suggesting "How do
+# I talk to a person?" to the person they reached helps nobody. Short messages naming a person are
+# such requests; a longer one ("my voucher fails, can I talk to someone") still describes the problem.
+_ASKS_FOR_PERSON = re.compile(
+    r"\b(person|people|human|agent|someone|somebody|representative|operator|staff|colleague|"
+    r"mensch|mitarbeiter|medewerker|pessoa|atendente)\b|人工|客服",
+    re.IGNORECASE,
+)
+_REQUEST_WORDS = 8
+_PROBLEM_MESSAGES = 3  # the customer's latest few messages about the problem, newest first
+_HANDOVER_SUBJECT = "Chat handed to a person:"  # bot.crm.handoff's own ticket subject: our words
+
+
+def _about_the_problem(text: str) -> bool:
+    """Whether a customer message describes the problem (not a button press or a request for a person)."""
+    words = text.strip()
+    if not words or words.startswith("/"):  # a button's payload ("/request_human") or a command
+        return False
+    return not (_ASKS_FOR_PERSON.search(words) and len(words.split()) <= _REQUEST_WORDS)
+
+
+def _problem(session: Session, conversation_id: int) -> list[tuple[str, str]]:
+    """What to search the knowledge base for, with why: the customer's own words about the problem
+    (before the hand-over when there is one, then anything they added since) and the ticket's subject
+    when someone wrote one."""
+    latest = session.scalars(
+        select(Handoff).where(Handoff.conversation_id == conversation_id).order_by(Handoff.id.desc()).limit(1)
+    ).first()
+    texts = session.scalars(
+        select(Message.text)
+        .where(Message.conversation_id == conversation_id, Message.author_kind == AuthorKind.CUSTOMER)
+        .order_by(Message.id.desc())
+        .limit(50)
+    ).all()
+    queries = [("customer", text) for text in texts if _about_the_problem(text)][:_PROBLEM_MESSAGES]
+    ticket = latest.ticket if latest is not None else None
+    if ticket is not None and ticket.subject and not ticket.subject.startswith(_HANDOVER_SUBJECT):
+        queries.append(("ticket", ticket.subject))
+    return queries
+
+
+def _why(source: str, text: str) -> str:
+    if source == "ticket":
+        return "from the ticket subject"
+    words = " ".join(text.split())
+    return f"matches: “{words[:80]}{'…' if len(words) > 80 else ''}”"
+
+
 @router.get("/conversations/{conversation_id}/suggestions")
 async def suggestions(
     conversation_id: RecordId, session: SessionDep, _agent: AnyAgent, live: KbIndexDep
 ) -> dict[str, Any]:
-    """Knowledge-base articles for the customer's latest message, with the text to insert."""
+    """Knowledge-base articles for the customer's problem, each with why it is suggested and the text
+    to insert: searched with the customer's latest messages about it and the ticket's subject."""
 
-    def latest() -> str | None:
+    def problem() -> list[tuple[str, str]]:
         with session.begin():
-            return session.scalars(
-                select(Message.text)
-                .where(Message.conversation_id == conversation_id, Message.author_kind == AuthorKind.CUSTOMER)
-                .order_by(Message.id.desc())
-                .limit(1)
-            ).first()
+            return _problem(session, conversation_id)
 
-    question = await run_in_threadpool(latest)
-    if not question:
+    queries = await run_in_threadpool(problem)
+    if not queries:
         return {"query": None, "results": []}
+    question = queries[0][1]
     if not live.ready:
         return {"query": question, "results": [], "note": "the knowledge base is still loading"}
-    hits = await run_in_threadpool(live.search, question[:500], SUGGESTIONS)
+
+    def search() -> list[tuple[float, str, str]]:
+        best: dict[str, tuple[float, str, str]] = {}
+        for source, text in queries:
+            for hit in live.search(text[:500], SUGGESTIONS):
+                if hit.slug not in best or hit.score > best[hit.slug][0]:
+                    best[hit.slug] = (hit.score, hit.slug, _why(source, text))
+        return sorted(best.values(), key=lambda found: -found[0])
+
+    hits = await run_in_threadpool(search)
 
     def load() -> list[dict[str, Any]]:
         with session.begin():
             found = []
-            for hit in hits:
-                article = session.scalar(select(KbArticle).where(KbArticle.slug == hit.slug))
+            for score, slug, why in hits:
+                article = session.scalar(select(KbArticle).where(KbArticle.slug == slug))
                 if article is None or article.published_version is None:
                     continue
                 version = article.published_version
                 found.append(
                     {
-                        "slug": hit.slug,
+                        "slug": slug,
                         "title": version.title,
                         "solution": version.solution,
-                        "score": round(hit.score, 3),
+                        "score": round(score, 3),
+                        "why": why,
                     }
                 )
+                if len(found) == SUGGESTIONS:
+                    break
             return found
 
     return {"query": question, "results": await run_in_threadpool(load)}

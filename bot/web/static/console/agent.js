@@ -13,6 +13,33 @@
   let retry = 1000;
   let queueTimer = null;
 
+  // --- what a customer's button press means ----------------------------------------------------
+
+  // A customer message that is a button's payload ("/request_human", "/track_order{...}") is an
+  // action, not words: the console says which button was pressed.
+  // The widget's "Talk to a person" button and the Telegram commands the gateway knows.
+  const COMMANDS = { "/request_human": "Talk to a person", "/agent": "Talk to a person", "/start": "Start" };
+
+  function isAction(message) {
+    return message.author === "customer" && typeof message.text === "string" && message.text.trim().startsWith("/");
+  }
+
+  function buttonTitle(payload, before) {
+    for (let i = before.length - 1; i >= 0; i--) {
+      const earlier = before[i];
+      if (earlier.author === "customer") break;
+      const offered = (earlier.buttons || []).find((b) => b.payload === payload);
+      if (offered) return offered.title;
+    }
+    if (COMMANDS[payload]) return COMMANDS[payload];
+    const intent = payload.slice(1).split("{")[0].replace(/_/g, " ").trim();
+    return intent || payload;
+  }
+
+  function actionText(payload, before) {
+    return `Customer pressed “${buttonTitle(payload.trim(), before || [])}”`;
+  }
+
   // --- queue -----------------------------------------------------------------------------------
 
   async function loadQueue() {
@@ -52,11 +79,16 @@
           el("span", { class: `tier tier-${chat.tier || "unknown"}`, text: chat.tier ? chat.tier.toUpperCase() : "UNVERIFIED" }),
           el("span", { class: "badge", text: chat.priority }),
           el("span", { class: "muted", text: ` ${status} · ${chat.reason_text}` }),
-          el("span", { class: "queue__preview", text: chat.last_message || "" }),
+          el("span", { class: "queue__preview", text: previewOf(chat.last_message) }),
         ),
       );
       list.append(item);
     }
+  }
+
+  function previewOf(text) {
+    if (!text) return "";
+    return text.trim().startsWith("/") ? actionText(text) : text;
   }
 
   // --- one conversation ----------------------------------------------------------------------
@@ -91,14 +123,21 @@
     const who = c.customer ? c.customer.name : `Visitor on ${c.channel}`;
     $("chat-title").textContent = who;
     const reason = c.handoff ? ` · ${c.handoff.reason_text}` : "";
-    const owner = c.mode === "agent" ? ` · with ${c.mine ? "you" : c.agent_name}` : "";
+    const withWhom = c.mode === "agent" ? ` · with ${c.mine ? "you" : (c.agent_name || "a colleague")}` : "";
     const contact = c.handoff && c.handoff.contact ? ` · e-mail given: ${c.handoff.contact}` : "";
-    $("chat-meta").textContent = `${c.channel} · ${c.mode.replace("_", " ")}${owner}${reason}${contact}`;
+    $("chat-meta").textContent = `${c.channel} · ${c.mode.replace("_", " ")}${withWhom}${reason}${contact}`;
     $("chat-actions").hidden = false;
     $("claim").hidden = c.mode !== "pending_agent";
     const mine = c.mode === "agent" && c.mine;
     for (const id of ["transfer", "transfer-to", "handback", "close"]) $(id).hidden = !mine;
     $("reply-form").hidden = !mine;
+    // Someone else's chat is read-only here: only its owner answers, hands back, closes or transfers.
+    const theirs = c.mode === "agent" && !c.mine;
+    const owner = c.agent_name || "a colleague";
+    $("chat-readonly").hidden = !theirs;
+    $("chat-readonly").textContent = theirs
+      ? `${owner} has this chat; you can read along. Ask ${owner} to transfer it to you if you should take over.`
+      : "";
     AgentReplies.setConversation(c.id, mine);
     if (mine) loadAgents();
   }
@@ -106,14 +145,16 @@
   function addMessage(message) {
     if (shownIds.has(message.id)) return;
     shownIds.add(message.id);
+    const before = shown.filter((m) => m.id < message.id);
     shown.push(message);
     const author = message.author === "agent" ? (message.agent_name || "Agent") : message.author;
+    const action = isAction(message);
     const item = el(
       "li",
-      { class: `message message--${message.author}`, "data-id": message.id },
+      { class: `message message--${message.author}${action ? " message--action" : ""}`, "data-id": message.id },
       el("span", { class: "message__author", text: author }),
       el("span", { class: "message__time", text: new Date(message.created_at).toLocaleTimeString() }),
-      el("p", { class: "message__text", text: message.text }),
+      el("p", { class: "message__text", text: action ? actionText(message.text, before) : message.text }),
     );
     if (message.status === "failed") {
       // An inbound message the bot could not handle, or an outbound one the channel refused for good.
@@ -174,26 +215,32 @@
       box.textContent = "Not identified yet: the customer has not proven an order in this chat.";
       return;
     }
+    // A value we do not have is left out, or shown as "—" where its label stays: never "null".
+    const known = (value) => (value === null || value === undefined || value === "" ? "—" : String(value));
     const rfm = c.rfm || {};
-    box.replaceChildren(
-      el("p", {}, el("strong", { text: c.name }), " ", el("span", { class: `tier tier-${c.tier}`, text: c.tier.toUpperCase() })),
-      el("p", { text: `${c.email}${c.phone ? ` · ${c.phone}` : ""}` }),
-      el("p", { text: `Stage: ${c.stage} · RFM ${rfm.recency ?? "-"}/${rfm.frequency ?? "-"}/${rfm.monetary ?? "-"} · customer since ${c.customer_since}` }),
-      c.churn_risk ? el("p", { class: "badge danger", text: `At risk: ${c.churn_reasons.join(", ")}` }) : null,
+    const contacts = [c.email, c.phone].filter((v) => v !== null && v !== undefined && v !== "");
+    const atRisk = (c.churn_reasons || []).join(", ");
+    // replaceChildren would write a null child out as the text "null": leave the missing ones out.
+    const parts = [
+      el("p", {}, el("strong", { text: known(c.name) }), " ", c.tier ? el("span", { class: `tier tier-${c.tier}`, text: c.tier.toUpperCase() }) : null),
+      contacts.length ? el("p", { text: contacts.join(" · ") }) : null,
+      el("p", { text: `Stage: ${known(c.stage)} · RFM ${known(rfm.recency)}/${known(rfm.frequency)}/${known(rfm.monetary)} · customer since ${known(c.customer_since)}` }),
+      c.churn_risk ? el("p", { class: "badge danger", text: atRisk ? `At risk: ${atRisk}` : "At risk" }) : null,
       lifetimeValue(c),
       c.defection && c.defection.reasons.length ? el("p", { class: "muted", id: "defection", text: `Could drive them away: ${c.defection.details}` }) : null,
       el("h4", { text: "Orders" }),
       el("ul", { class: "compact" }, ...c.orders.map((o) => el("li", {},
-        el("strong", { text: o.number }), ` ${o.status} · ${o.placed_at} · ${o.total}`,
-        ...o.shipments.map((s) => el("div", { class: "muted", text: `${s.carrier} ${s.tracking_number}: ${s.status}${s.promised_date ? `, promised ${s.promised_date}` : ""}${s.latest ? ` — ${s.latest}` : ""}` })),
+        el("strong", { text: known(o.number) }), ` ${known(o.status)} · ${known(o.placed_at)} · ${known(o.total)}`,
+        ...o.shipments.map((s) => el("div", { class: "muted", text: `${known(s.carrier)} ${s.tracking_number || ""}: ${known(s.status)}${s.promised_date ? `, promised ${s.promised_date}` : ""}${s.latest ? ` — ${s.latest}` : ""}` })),
       ))),
       el("h4", { text: "Tickets" }),
-      el("ul", { class: "compact" }, ...c.tickets.map((t) => el("li", { text: `${t.reference} ${t.status} · ${t.subject}` }))),
+      el("ul", { class: "compact" }, ...c.tickets.map((t) => el("li", { text: `${known(t.reference)} ${known(t.status)} · ${known(t.subject)}` }))),
       el("h4", { text: "Past conversations" }),
       el("ul", { class: "compact" }, ...c.past_conversations.map((p) => el("li", {},
-        el("button", { type: "button", class: "link", onclick: () => openConversation(p.id), text: `${p.channel}, ${p.messages} messages, ${Kefu.when(p.last_message_at)}` }),
+        el("button", { type: "button", class: "link", onclick: () => openConversation(p.id), text: `${known(p.channel)}, ${p.messages} messages${p.last_message_at ? `, ${Kefu.when(p.last_message_at)}` : ""}` }),
       ))),
-    );
+    ];
+    box.replaceChildren(...parts.filter((part) => part !== null && part !== undefined));
   }
 
   let suggestionsAsked = 0;
@@ -209,9 +256,10 @@
         ? data.results.map((s) => el("li", {},
           el("strong", { text: s.title }),
           el("span", { class: "muted", text: ` (${s.score})` }),
+          s.why ? el("p", { class: "suggestion__why muted", text: s.why }) : null,
           el("p", { class: "suggestion__text", text: s.solution }),
           el("button", { type: "button", class: "insert", onclick: () => insert(s.solution), text: "Insert" })))
-        : [el("li", { class: "muted", text: "No article matches the latest message." })];
+        : [el("li", { class: "muted", text: "No article matches what the customer asked." })];
     } catch (e) {
       items = [el("li", { class: "muted", text: e.message })];
     }
