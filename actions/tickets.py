@@ -126,7 +126,7 @@ SUBJECT_IN_LIST = 60
 
 
 def ticket_line(ticket: Ticket) -> str:
-    """"KF-000431 · Parcel arrived damaged · being worked on": what a customer picks a ticket by."""
+    """One line of the customer's ticket list: "KF-000431 · Parcel arrived damaged · being worked on"."""
     subject = " ".join(ticket.subject.split())
     if len(subject) > SUBJECT_IN_LIST:
         subject = subject[: SUBJECT_IN_LIST - 1].rstrip() + "…"
