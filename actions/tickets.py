@@ -114,6 +114,25 @@ def reopen_reply(reference: str, outcome: str) -> tuple[str, list[dict[str, str]
     return f"{reference} is still open, and our team is on it: there's nothing to reopen.", []
 
 
+# A ticket's status in a few words, for a line in the customer's list of tickets.
+STATUS_LABELS = {
+    TicketStatus.NEW: "received",
+    TicketStatus.OPEN: "being worked on",
+    TicketStatus.PENDING_CUSTOMER: "waiting for your answer",
+    TicketStatus.RESOLVED: "resolved",
+    TicketStatus.CLOSED: "closed",
+}
+SUBJECT_IN_LIST = 60
+
+
+def ticket_line(ticket: Ticket) -> str:
+    """One line of the customer's ticket list: "KF-000431 · Parcel arrived damaged · being worked on"."""
+    subject = " ".join(ticket.subject.split())
+    if len(subject) > SUBJECT_IN_LIST:
+        subject = subject[: SUBJECT_IN_LIST - 1].rstrip() + "…"
+    return f"{ticket.reference} · {subject} · {STATUS_LABELS[ticket.status]}"
+
+
 def describe_ticket(ticket: Ticket, policy: sla.SlaPolicy) -> str:
     """Status, last update and the promise, as a customer reads them."""
     what = complaints.CATEGORIES.get(ticket.category, ticket.category.replace("_", " "))
@@ -249,7 +268,7 @@ class ActionCheckTicket(Action):
                 if len(mine) > 1:
                     buttons = [
                         {
-                            "title": f"{t.reference} · {t.status.value.replace('_', ' ')}",
+                            "title": ticket_line(t),
                             "payload": f'/{intent}{{"ticket_reference": "{t.reference}"}}',
                         }
                         for t in mine

@@ -192,6 +192,7 @@ class GapStatus(enum.StrEnum):
     OPEN = "open"
     DRAFTED = "drafted"  # a draft article was made from it
     DISMISSED = "dismissed"
+    ANSWERED = "answered"  # a published article now answers it (best_article_id)
 
 
 class Customer(Base):
@@ -753,6 +754,7 @@ class KbGap(Base):
     reason: Mapped[str] = mapped_column(String(16))  # "no_match" or "unhelpful"
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    # Once answered: the article that answers it, and its score.
     best_article_id: Mapped[int | None] = mapped_column(ForeignKey("kb_articles.id", ondelete="SET NULL"))
     best_score: Mapped[float | None]
     status: Mapped[GapStatus] = mapped_column(_enum(GapStatus), default=GapStatus.OPEN, index=True)

@@ -390,12 +390,17 @@ def find_open_of_kind(session: Session, order_id: int, kind: str) -> Ticket | No
     ).first()
 
 
+# Tickets the team opens for itself: a lead's follow-up of a poor rating, and the record of a chat
+# handed to a person. The customer never asked for them, so their ticket list leaves them out.
+INTERNAL_KINDS = ("csat_follow_up", "conversation")
+
+
 def customer_tickets(session: Session, customer_id: int, limit: int = 5) -> list[Ticket]:
-    """The customer's most recent tickets, newest first (follow-ups for the lead excluded)."""
+    """The customer's most recent tickets, newest first (the team's internal ones excluded)."""
     return list(
         session.scalars(
             select(Ticket)
-            .where(Ticket.customer_id == customer_id, Ticket.kind != "csat_follow_up")
+            .where(Ticket.customer_id == customer_id, Ticket.kind.not_in(INTERNAL_KINDS))
             .order_by(Ticket.created_at.desc(), Ticket.id.desc())
             .limit(limit)
         )

@@ -18,7 +18,8 @@ from actions.tickets import (
     ActionReopenTicket,
     ValidateTicketForm,
 )
-from bot.crm.models import Conversation, Ticket, TicketStatus, utcnow
+from bot.crm import sla, tickets
+from bot.crm.models import Conversation, Customer, Ticket, TicketStatus, utcnow
 from tests.support.chats import enter_code, prove_by_code, web_conversation
 from tests.support.mail import MailSink
 from tests.support.trackers import make_tracker
@@ -95,6 +96,37 @@ async def test_a_verified_customer_picks_from_their_tickets(crm: sessionmaker[Se
     assert verified == []
     text, _ = await check(conversation)  # Ana has one ticket: it is shown straight away
     assert "KF-000001" in text
+
+
+async def test_the_ticket_list_names_each_ticket_and_leaves_out_hand_overs(
+    crm: sessionmaker[Session],
+) -> None:
+    conversation = web_conversation(crm)
+    prove_by_code(crm, conversation, "ana.souza@example.com")
+    with crm.begin() as session:
+        ana = session.scalars(select(Customer).where(Customer.email == "ana.souza@example.com")).one()
+        for kind, subject in (
+            ("complaint", "The tent pole arrived   bent and the bag was torn open by the carrier on the way"),
+            ("conversation", "Chat handed to a person: the customer asked for one"),
+        ):
+            tickets.open_ticket(
+                session,
+                kind=kind,
+                category="damaged_item" if kind == "complaint" else "handoff",
+                subject=subject,
+                actor="test",
+                customer_id=ana.id,
+                policy=sla.default_policy(),
+            )
+        first = session.scalars(select(Ticket).where(Ticket.reference == "KF-000001")).one()
+        first.status = TicketStatus.PENDING_CUSTOMER
+        first.subject = "Where is my refund?"
+    text, buttons = await check(conversation)
+    assert text == "Which ticket is it? Here are your most recent ones."
+    titles = [button["title"] for button in buttons]
+    assert len(titles) == 2, titles  # the hand-over ticket is the team's, not hers
+    assert titles[0].endswith(" · The tent pole arrived bent and the bag was torn open by the… · received")
+    assert titles[1] == "KF-000001 · Where is my refund? · waiting for your answer"
 
 
 async def test_reopening_works_within_seven_days_only(crm: sessionmaker[Session]) -> None:

@@ -103,7 +103,7 @@ def test_similar_unanswered_questions_form_one_group_that_becomes_a_draft(kb: se
 
         assert [cluster.count for cluster in found] == [3, 1]
         poles = found[0]
-        assert set(poles.view()["examples"]) == set(questions[:3])
+        assert set(poles.view(session)["examples"]) == set(questions[:3])
 
         article = gaps.draft_from_cluster(session, lead(session), poles.id)
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import actions.common
 from bot.crm import db
 from bot.crm.migrate import upgrade_database
-from bot.crm.models import Agent
+from bot.crm.models import Agent, AuthorKind, Conversation, Direction, Message, MessageStatus
 from bot.demo.seed import seed_demo_data
 from bot.settings import Settings
 from knowledge_base import seeds
@@ -60,3 +60,27 @@ def lead(session: Session, email: str = "lead@kefu.example") -> Actor:
 def second_lead(session: Session) -> Actor:
     """The demo data's other lead, who reviews what `lead` writes."""
     return lead(session, "rui@kefu.example")
+
+
+def chat_with_turns(
+    session: Session, *turns: tuple[AuthorKind, str], visitor: str = "gap-chat"
+) -> tuple[int, int]:
+    """A web chat with these turns; its id and the id of its last message."""
+    chat = Conversation(channel="web", external_id=visitor, sender_id=visitor)
+    session.add(chat)
+    session.flush()
+    message = None
+    for kind, text in turns:
+        inbound = kind == AuthorKind.CUSTOMER
+        message = Message(
+            conversation_id=chat.id,
+            channel="web",
+            direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
+            author_kind=kind,
+            text=text,
+            status=MessageStatus.PROCESSED if inbound else MessageStatus.SENT,
+        )
+        session.add(message)
+        session.flush()
+    assert message is not None
+    return chat.id, message.id

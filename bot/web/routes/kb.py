@@ -14,7 +14,16 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.crm.models import Agent, ArticleStatus
 from bot.errors import BadRequest, ServiceUnavailable
-from bot.web.deps import MAX_RECORD_ID, AnyAgent, KbIndexDep, Lead, LoginFirstRoute, RecordId, SessionDep
+from bot.web.deps import (
+    MAX_RECORD_ID,
+    AnyAgent,
+    KbIndexDep,
+    Lead,
+    LoginFirstRoute,
+    RecordId,
+    SessionDep,
+    SettingsDep,
+)
 from bot.web.schemas import Text
 from knowledge_base import answers, curation, gaps
 from knowledge_base.curation import Actor
@@ -140,9 +149,27 @@ def _transition(name: str):  # type: ignore[no-untyped-def]
 
 
 router.post("/articles/{slug}/submit", summary="Submit the newest version for review")(_transition("submit"))
-router.post("/articles/{slug}/publish", summary="Approve and publish (a lead other than the author)")(
-    _transition("publish")
-)
+
+
+@router.post("/articles/{slug}/publish", summary="Approve and publish (a lead other than the author)")
+def publish_article(
+    slug: str,
+    body: VersionIn,
+    request: Request,
+    session: SessionDep,
+    lead: Lead,
+    live: KbIndexDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    with session.begin():
+        curation.publish(session, _actor(lead, request), slug, body.version)
+    # Search the listed unanswered questions again with the new article in the index, as the bot
+    # will within seconds, so the lead sees at once which ones it answers.
+    live.refresh()
+    with session.begin():
+        article = curation.get_article(session, slug)
+        gaps.recheck(session, article, live.search, settings.kb_answer_score)
+        return curation.article_view(session, article)
 
 
 @router.post("/articles/{slug}/archive")
@@ -191,9 +218,18 @@ def diff_versions(
 
 @router.get("/gaps")
 def list_gaps(session: SessionDep, _lead: Lead) -> dict[str, Any]:
-    """Open unanswered questions grouped by meaning, the largest group first."""
+    """Open unanswered questions: those the bot had no answer for and those whose answer did not
+    help, each grouped by meaning, the largest group first; then those an article now answers."""
     with session.begin():
-        return {"clusters": [cluster.view() for cluster in gaps.clusters(session)]}
+        groups = {
+            name: [cluster.view(session) for cluster in gaps.clusters(session, reason)]
+            for reason, name in gaps.REASON_GROUPS.items()
+        }
+        return {
+            "clusters": [cluster for name in groups for cluster in groups[name]],
+            **groups,
+            "answered": gaps.answered(session),
+        }
 
 
 @router.post("/gaps/{cluster_id}/draft", status_code=201)

@@ -12,11 +12,12 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.crm.models import AuditLog
+from bot.crm.models import AuditLog, AuthorKind, GapStatus, KbGap
 from bot.demo.seed import DEMO_PASSWORD_AGENT, DEMO_PASSWORD_LEAD
 from bot.settings import Settings
 from bot.web.app import create_app
 from knowledge_base import gaps
+from tests.support.knowledge import chat_with_turns
 from tests.web.conftest import unused_loopback_port
 
 NEW = {
@@ -179,6 +180,56 @@ async def test_a_group_of_unanswered_questions_becomes_a_draft(
         assert draft.status_code == 201 and draft.json()["status"] == "draft"
         assert "spare tent pole" in draft.json()["latest"]["problem"]
         assert (await lead.get("/api/kb/gaps")).json()["clusters"] == []
+
+
+async def test_unanswered_questions_are_split_by_reason_with_the_chat_before_them(
+    app: FastAPI, kb: sessionmaker[Session]
+) -> None:
+    with kb.begin() as session:
+        chat, asked = chat_with_turns(
+            session,
+            (AuthorKind.CUSTOMER, "how long does delivery to Austria take"),
+            (AuthorKind.BOT, "Delivery to Austria takes 3-5 working days."),
+            (AuthorKind.CUSTOMER, "and the return?"),
+        )
+        gaps.record_gap(session, "and the return?", "no_match", chat, asked)
+        gaps.record_gap(session, "my stove does not light after cleaning", "unhelpful")
+    async with logged_in(app, "lead@kefu.example") as lead:
+        listed = (await lead.get("/api/kb/gaps")).json()
+    assert [c["examples"] for c in listed["no_answer"]] == [["and the return?"]]
+    assert [c["examples"] for c in listed["unhelpful"]] == [["my stove does not light after cleaning"]]
+    item = listed["no_answer"][0]["items"][0]
+    assert [turn["text"] for turn in item["context"]] == [
+        "how long does delivery to Austria take",
+        "Delivery to Austria takes 3-5 working days.",
+    ]
+    assert [turn["author"] for turn in item["context"]] == ["customer", "bot"]
+    assert listed["answered"] == []
+
+
+async def test_publishing_an_article_marks_the_questions_it_answers(
+    app: FastAPI, kb: sessionmaker[Session]
+) -> None:
+    with kb.begin() as session:
+        gaps.record_gap(session, "can I collect my parcel from your warehouse in Kassel", "no_match")
+        gaps.record_gap(session, "do you sell spare tent poles", "no_match")
+    async with logged_in(app, "lead@kefu.example") as author, logged_in(app, "rui@kefu.example") as reviewer:
+        await author.post("/api/kb/articles", json=NEW)
+        await author.post("/api/kb/articles/warehouse-collection/submit", json={"version": 1})
+        before = (await reviewer.get("/api/kb/gaps")).json()
+        assert len(before["no_answer"]) == 2 and before["answered"] == []
+
+        published = await reviewer.post("/api/kb/articles/warehouse-collection/publish", json={"version": 1})
+        assert published.status_code == 200, published.text
+
+        after = (await reviewer.get("/api/kb/gaps")).json()
+    assert [c["examples"] for c in after["no_answer"]] == [["do you sell spare tent poles"]]
+    assert [(a["question"], a["article"]["title"]) for a in after["answered"]] == [
+        ("can I collect my parcel from your warehouse in Kassel", NEW["title"])
+    ]
+    with kb.begin() as session:
+        statuses = dict(session.execute(select(KbGap.question, KbGap.status)).tuples().all())
+    assert statuses["do you sell spare tent poles"] == GapStatus.OPEN
 
 
 async def test_html_in_an_article_comes_back_as_json_text(app: FastAPI) -> None:

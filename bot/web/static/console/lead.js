@@ -93,7 +93,12 @@
       ? `Status ${view.status} · newest version v${view.latest_version} (${v.status})${view.published_version ? ` · customers get v${view.published_version}` : ""}`
       : "Not saved yet.";
     $("submit-review").hidden = !view || v.status !== "draft";
-    $("publish").hidden = !view || v.status !== "in_review";
+    // The review rule: another lead approves. The author sees that it is waiting, not a button
+    // the server would refuse.
+    const inReview = Boolean(view) && v.status === "in_review";
+    const own = inReview && v.author_id !== null && Kefu.me && v.author_id === Kefu.me.id;
+    $("publish").hidden = !inReview || own;
+    $("awaiting-review").hidden = !own;
     $("archive").hidden = !view || view.status === "archived";
     $("diff").hidden = true;
   }
@@ -178,18 +183,34 @@
 
   // --- gaps ----------------------------------------------------------------------------------
 
+  function gapCluster(c) {
+    return el("li", { class: "card" },
+      el("strong", { text: `${c.count} question${c.count === 1 ? "" : "s"}` }),
+      el("span", { class: "muted", text: ` · first ${Kefu.when(c.first_seen)} · last ${Kefu.when(c.last_seen)}` }),
+      el("ul", {}, ...c.items.map((item) => el("li", { class: "gap-item" },
+        item.context.length
+          ? el("ul", { class: "gap-context muted" }, ...item.context.map((turn) =>
+            el("li", { text: `${turn.author === "customer" ? "Customer" : turn.author === "bot" ? "Bot" : "Agent"}: ${turn.text}` })))
+          : null,
+        el("span", { class: "gap-question", text: item.question })))),
+      el("button", { type: "button", onclick: () => draftFrom(c.id), text: "Make a draft from this" }));
+  }
+
+  function fillGapList(id, items, render, empty) {
+    $(id).replaceChildren(...(items.length ? items.map(render) : [el("li", { class: "muted", text: empty })]));
+  }
+
   async function loadGaps() {
     try {
       const data = await api("GET", "/api/kb/gaps");
-      if (!data.clusters.length) {
-        $("gaps").replaceChildren(el("li", { class: "muted", text: "No unanswered questions right now." }));
-        return;
-      }
-      $("gaps").replaceChildren(...data.clusters.map((c) => el("li", { class: "card" },
-        el("strong", { text: `${c.count} question${c.count === 1 ? "" : "s"}` }),
-        el("span", { class: "muted", text: ` · first ${Kefu.when(c.first_seen)} · last ${Kefu.when(c.last_seen)}` }),
-        el("ul", {}, ...c.examples.map((q) => el("li", { text: q }))),
-        el("button", { type: "button", onclick: () => draftFrom(c.id), text: "Make a draft from this" }))));
+      fillGapList("gaps", data.no_answer, gapCluster, "Nothing here right now.");
+      fillGapList("gaps-unhelpful", data.unhelpful, gapCluster, "Nothing here right now.");
+      fillGapList("gaps-answered", data.answered, (a) => el("li", { class: "card" },
+        el("span", { class: "gap-question", text: a.question }),
+        el("span", { class: "muted", text: " · answered by " }),
+        a.article
+          ? el("button", { type: "button", class: "link", onclick: () => { show("articles"); openArticle(a.article.slug); }, text: a.article.title })
+          : el("span", { text: "an article since removed" })), "No question has been answered by a new article yet.");
     } catch (e) {
       flash(e.message);
     }

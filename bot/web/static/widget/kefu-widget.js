@@ -170,7 +170,8 @@
 .sr { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden;
       clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
 .kefu .launcher {
-  position: fixed; right: 20px; bottom: 20px; width: 60px; height: 60px; border-radius: 50%;
+  position: fixed; right: calc(20px + var(--kefu-dx, 0px)); bottom: calc(20px + var(--kefu-dy, 0px));
+  width: 60px; height: 60px; border-radius: 50%;
   border: 0; padding: 0; display: flex; align-items: center; justify-content: center;
   background: var(--accent); color: var(--on-accent); box-shadow: 0 4px 16px rgba(0, 0, 0, .28);
 }
@@ -227,6 +228,7 @@
   color: #b8bec9; min-height: 40px; min-width: 40px; border-radius: 8px;
 }
 .stars [role="radio"].lit { color: #e8a100; }
+.stars [role="radio"].lit:disabled { opacity: 1; }
 .stars .skip { margin-left: 8px; }
 .typing { margin: 0; padding: 4px 16px; min-height: 26px; font-size: 13px; color: #4a5160;
           background: #f5f6f8; }
@@ -248,9 +250,13 @@
          text-align: right; }
 .count.over { color: #8a0a1f; font-weight: 700; }
 @media (max-width: 480px) {
-  .panel { inset: 0; width: 100%; max-width: none; height: 100%; max-height: none; border-radius: 0; }
+  .panel {
+    inset: auto; right: var(--kefu-dx, 0px); bottom: var(--kefu-dy, 0px);
+    width: var(--kefu-vw, 100%); max-width: none; height: var(--kefu-vh, 100%); max-height: none;
+    border-radius: 0;
+  }
   .kefu.open .launcher { display: none; }
-  .launcher { right: 16px; bottom: 16px; }
+  .kefu .launcher { right: calc(16px + var(--kefu-dx, 0px)); bottom: calc(16px + var(--kefu-dy, 0px)); }
 }
 @media (prefers-reduced-motion: no-preference) {
   .typing:not(:empty) { animation: kefu-pulse 1.4s ease-in-out infinite; }
@@ -348,6 +354,28 @@
   );
   const root = el("div", { class: "kefu" }, panel, launcher);
   shadow.append(style, root);
+
+  /** Keep the launcher and the phone panel on what the screen shows. A shop page wider than the
+   * phone makes position: fixed use a layout viewport wider than the screen (on a 360 px phone,
+   * right: 20px was past the right edge); the host, pinned to that viewport's bottom-right corner,
+   * tells how far its edges lie beyond the visual viewport's. */
+  function fitToScreen() {
+    const screen = window.visualViewport;
+    if (!screen) return;
+    const corner = host.getBoundingClientRect();
+    const dx = Math.max(0, corner.left - (screen.offsetLeft + screen.width));
+    const dy = Math.max(0, corner.top - (screen.offsetTop + screen.height));
+    root.style.setProperty("--kefu-dx", `${Math.round(dx)}px`);
+    root.style.setProperty("--kefu-dy", `${Math.round(dy)}px`);
+    root.style.setProperty("--kefu-vw", `${Math.round(screen.width)}px`);
+    root.style.setProperty("--kefu-vh", `${Math.round(screen.height)}px`);
+  }
+  if (window.visualViewport) {
+    window.visualViewport.addEventListener("resize", fitToScreen);
+    window.visualViewport.addEventListener("scroll", fitToScreen);
+  }
+  window.addEventListener("resize", fitToScreen);
+  window.addEventListener("load", fitToScreen);
 
   // --- state --------------------------------------------------------------------------------------
 
@@ -461,11 +489,28 @@
     return group;
   }
 
+  const settleRating = new WeakMap(); // a rating's star group -> lights the stars given
+
+  /** Light the stars of the rating `item` asked for, when `payload` (a customer's reply) is one. */
+  function settleRatingOf(item, payload) {
+    const group = item.querySelector(".choices");
+    const settle = group && settleRating.get(group);
+    if (settle && /^[1-5]$/.test(payload || "")) settle(Number(payload));
+  }
+
   function ratingStars(buttons) {
     const group = el("div", { class: "choices" });
     const stars = el("div", { class: "stars", role: "radiogroup", "aria-label": "Rate the help you got" });
     const radios = [];
-    const light = (upTo) => radios.forEach((r, i) => r.classList.toggle("lit", i < upTo));
+    // Once rated, the chosen stars stay lit: hovering and leaving no longer change them.
+    let chosen = 0;
+    const light = (upTo) => radios.forEach((r, i) => r.classList.toggle("lit", i < (chosen || upTo)));
+    const settle = (n) => {
+      chosen = n;
+      radios.forEach((r, i) => r.setAttribute("aria-checked", String(i === n - 1)));
+      light(n);
+    };
+    settleRating.set(group, settle);
     for (let n = 1; n <= 5; n += 1) {
       const button = buttons.find((b) => b.payload === String(n));
       const radio = el("button", {
@@ -476,8 +521,7 @@
         tabindex: n === 1 ? "0" : "-1",
         text: "★",
         onclick: () => {
-          radio.setAttribute("aria-checked", "true");
-          light(n);
+          settle(n);
           choose(group, String(n), button.title);
         },
         onmouseenter: () => light(n),
@@ -531,11 +575,12 @@
     }
   }
 
+  /** The customer's first reply after `item`, if there is one yet. */
   function answeredLater(item) {
     for (let other = item.nextElementSibling; other; other = other.nextElementSibling) {
-      if (other.classList.contains("msg--customer")) return true;
+      if (other.classList.contains("msg--customer")) return other;
     }
-    return false;
+    return null;
   }
 
   function followMode(message) {
@@ -564,16 +609,23 @@
     shownIds.set(message.id, item);
     place(item, message.id);
     if (message.author === "customer") {
+      item.dataset.payload = message.text || "";
       item.querySelector(".bubble").textContent = customerText(message.text || "", item);
       retireChoicesBefore(item);
+      for (let other = item.previousElementSibling; other; other = other.previousElementSibling) {
+        if (other.classList.contains("msg--customer")) break;
+        settleRatingOf(other, item.dataset.payload);
+      }
     }
     const image = safeImage(message.metadata && message.metadata.image);
     if (image) item.append(el("img", { src: image, alt: "", loading: "lazy" }));
     if (buttons.length > 0) {
       buttonsOf.set(item, buttons);
       item.append(isRating(buttons) ? ratingStars(buttons) : choiceButtons(buttons));
-      if (answeredLater(item)) {
+      const reply = answeredLater(item);
+      if (reply) {
         for (const button of item.querySelectorAll(".choices button")) button.disabled = true;
+        settleRatingOf(item, reply.dataset.payload);
       }
     }
     followMode(message);
@@ -1022,6 +1074,7 @@
     el("span", { class: "who", text: AUTHORS.bot }), el("p", { class: "bubble", text: config.greeting })));
   outbox.forEach(pendingBubble); // what could not be sent before the last page load
   document.documentElement.append(host); // not <body>: its transforms would trap position: fixed
+  fitToScreen();
   setOpen(load(KEYS.open) === "1", { focus: false });
 
   (async () => {
