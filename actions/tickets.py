@@ -319,7 +319,14 @@ class ActionCheckTicket(Action):
             dispatcher.utter_message(text=text, buttons=buttons, json_message=tagged)
         else:
             dispatcher.utter_message(text=text, buttons=buttons)
-        return [*RESET, *(SlotSet("last_ticket", reference) for reference in shown)]
+        # The reply is complete: wait for the customer. After the ticket form a rule says so; after an
+        # e-mailed code (action_code_checked) no rule does, and a guessed next action such as the
+        # fallback would take back the turn, and with it which ticket "reopen it" means.
+        return [
+            *RESET,
+            *(SlotSet("last_ticket", reference) for reference in shown),
+            FollowupAction("action_listen"),
+        ]
 
 
 class ActionReopenTicket(Action):

@@ -200,6 +200,9 @@ async def test_reopen_right_after_seeing_the_ticket_needs_no_reference(crm: sess
         dispatcher, tracker(conversation, ticket_reference="KF-000001"), DOMAIN
     )
     assert SlotSet("last_ticket", "KF-000001") in events
+    # The turn ends here, whatever brought the look-up (the ticket form or an e-mailed code): a
+    # guessed next action must not take back the turn and with it which ticket "it" is.
+    assert events[-1] == FollowupAction("action_listen")
     said, _ = await reopen(conversation, last_ticket="KF-000001")  # "it's not fixed, reopen it"
     assert said.startswith("I've reopened KF-000001.")
 

@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 import yaml
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.crm.db import make_engine, make_sessionmaker
 from bot.crm.models import Conversation, CsatSurvey, Customer, Order, Ticket, TicketStatus
@@ -197,8 +198,38 @@ class Chat:
     def failure(self, problem: str) -> str:
         return (
             f"{problem}\n\n--- transcript of session {self.session} "
-            f"(conversation {self.conversation_id}, mode {self.mode}) ---\n" + "\n".join(self.transcript)
+            f"(conversation {self.conversation_id}, mode {self.mode}) ---\n"
+            + "\n".join(self.transcript)
+            + f"\n\n--- what Rasa made of it ---\n{self.rasa_reading()}"
         )
+
+    def rasa_reading(self) -> str:
+        """Each customer turn's intent, confidence and entities and the actions Rasa ran, so a failure
+        says whether understanding or the actions went wrong."""
+        try:
+            with make_sessionmaker(make_engine(self.stack.settings))() as db:
+                chat = select(Conversation.sender_id).where(Conversation.id == self.conversation_id)
+                sender = db.scalar(chat)
+            tracker = httpx.get(
+                f"{self.stack.settings.rasa_urls[0].rstrip('/')}/conversations/{sender}/tracker",
+                params={"token": self.stack.settings.rasa_token},
+                timeout=30,
+            ).json()
+        except (httpx.HTTPError, ValueError, SQLAlchemyError) as exc:
+            return f"(could not read Rasa's tracker: {exc!r})"
+        lines = []
+        for event in tracker.get("events") or []:
+            if event.get("event") == "user":
+                parse = event.get("parse_data") or {}
+                intent = parse.get("intent") or {}
+                entities = [f"{e.get('entity')}={e.get('value')}" for e in parse.get("entities") or []]
+                lines.append(
+                    f"user {event.get('text')!r}: {intent.get('name')} {intent.get('confidence', 0):.2f}"
+                    + (f" {entities}" if entities else "")
+                )
+            elif event.get("event") == "action" and event.get("name") not in ("action_listen", None):
+                lines.append(f"  action {event['name']}")
+        return "\n".join(lines) or "(no events)"
 
 
 def check_reply(chat: Chat, turn: dict[str, Any], number: int, messages: list[dict[str, Any]]) -> None:
