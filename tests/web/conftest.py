@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import Settings
 from bot.web.app import create_app
+from tests.support.stack import serve
 
 
 def unused_loopback_port() -> int:
@@ -19,6 +21,23 @@ def unused_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def gateway_without_rasa(settings: Settings, **changes: object) -> Iterator[str]:
+    """The gateway in this process (uvicorn in a thread) with Rasa and the action server absent, the
+    scheduler off and no encoder warm-up: browser tests arrange chats in the database."""
+    quiet = settings.model_copy(
+        update={
+            "rasa_url": f"http://127.0.0.1:{unused_loopback_port()}",
+            "action_server_url": f"http://127.0.0.1:{unused_loopback_port()}",
+            "scheduler_enabled": False,
+            "kb_warm_up": False,
+            **changes,
+        }
+    )
+    with serve(create_app(quiet)) as url:
+        yield url
 
 
 @pytest.fixture

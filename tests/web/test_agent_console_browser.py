@@ -21,10 +21,8 @@ from bot.crm.conversations import get_or_create_conversation, store_inbound, sto
 from bot.crm.models import Agent, AuthorKind, Customer
 from bot.demo.seed import DEMO_PASSWORD_AGENT
 from bot.settings import Settings
-from bot.web.app import create_app
 from tests.support.browser import chromium, new_page
-from tests.support.stack import serve
-from tests.web.conftest import unused_loopback_port
+from tests.web.conftest import gateway_without_rasa
 
 VOUCHER = "My voucher code WELCOME10 says it is not valid when I check out"
 PERSON_ARTICLE = "How do I talk to a person in this chat?"
@@ -41,15 +39,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def gateway(settings: Settings, kb: sessionmaker[Session]) -> Iterator[str]:
-    dead = settings.model_copy(
-        update={
-            "rasa_url": f"http://127.0.0.1:{unused_loopback_port()}",
-            "action_server_url": f"http://127.0.0.1:{unused_loopback_port()}",
-            "scheduler_enabled": False,
-            "kb_warm_up": False,
-        }
-    )
-    with serve(create_app(dead)) as url:
+    with gateway_without_rasa(settings) as url:
         yield url
 
 

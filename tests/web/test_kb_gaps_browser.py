@@ -17,12 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.crm.models import AuthorKind
 from bot.demo.seed import DEMO_PASSWORD_LEAD
 from bot.settings import Settings
-from bot.web.app import create_app
 from knowledge_base import gaps
 from tests.support.browser import chromium, new_page
 from tests.support.knowledge import chat_with_turns
-from tests.support.stack import serve
-from tests.web.conftest import unused_loopback_port
+from tests.web.conftest import gateway_without_rasa
 
 QUESTION = "can I collect my parcel from your warehouse in Kassel"
 
@@ -35,16 +33,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def gateway(settings: Settings, kb: sessionmaker[Session]) -> Iterator[str]:
-    quiet = settings.model_copy(
-        update={
-            "rasa_url": f"http://127.0.0.1:{unused_loopback_port()}",
-            "action_server_url": f"http://127.0.0.1:{unused_loopback_port()}",
-            "scheduler_enabled": False,
-            "kb_warm_up": False,
-            "kb_poll_seconds": 0.5,
-        }
-    )
-    with serve(create_app(quiet)) as url:
+    with gateway_without_rasa(settings, kb_poll_seconds=0.5) as url:
         yield url
 
 
