@@ -9,10 +9,12 @@ from contextlib import contextmanager
 import httpx
 import pytest
 from fastapi import FastAPI
+from playwright.sync_api import Browser
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import Settings
 from bot.web.app import create_app
+from tests.support.browser import chromium
 from tests.support.stack import serve
 
 
@@ -21,6 +23,13 @@ def unused_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Headless Chromium for this directory's browser tests, one per test."""
+    with chromium() as launched:
+        yield launched
 
 
 @contextmanager

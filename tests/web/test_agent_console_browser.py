@@ -21,7 +21,7 @@ from bot.crm.conversations import get_or_create_conversation, store_inbound, sto
 from bot.crm.models import Agent, AuthorKind, Customer
 from bot.demo.seed import DEMO_PASSWORD_AGENT
 from bot.settings import Settings
-from tests.support.browser import chromium, new_page
+from tests.support.browser import new_page
 from tests.web.conftest import gateway_without_rasa
 
 VOUCHER = "My voucher code WELCOME10 says it is not valid when I check out"
@@ -29,12 +29,6 @@ PERSON_ARTICLE = "How do I talk to a person in this chat?"
 
 # What a chat said before its hand-over: (author, text, buttons the bot offered).
 Said = list[tuple[AuthorKind, str, list[dict[str, str]]]]
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

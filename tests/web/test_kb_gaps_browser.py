@@ -18,17 +18,11 @@ from bot.crm.models import AuthorKind
 from bot.demo.seed import DEMO_PASSWORD_LEAD
 from bot.settings import Settings
 from knowledge_base import gaps
-from tests.support.browser import chromium, new_page
+from tests.support.browser import new_page
 from tests.support.knowledge import chat_with_turns
 from tests.web.conftest import gateway_without_rasa
 
 QUESTION = "can I collect my parcel from your warehouse in Kassel"
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -18,17 +18,11 @@ from bot.demo.history import seed_history
 from bot.demo.seed import DEMO_PASSWORD_LEAD, seed_demo_data
 from bot.settings import Settings
 from bot.web.app import create_app
-from tests.support.browser import chromium, log_in, new_page
+from tests.support.browser import log_in, new_page
 from tests.support.stack import serve
 
 DURATION = re.compile(r"^(?:under 1 min|\d+ min|\d+ h(?: \d+ min)?|\d+ d(?: \d+ h)?|–)$")
 CATEGORIES = ["Confirmed", "Assumed", "Not resolved", "Handed to a person"]
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

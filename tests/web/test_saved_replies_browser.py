@@ -23,7 +23,7 @@ from bot.crm.models import AuthorKind, Conversation, Customer, Handoff, Message,
 from bot.demo.seed import DEMO_PASSWORD_AGENT, DEMO_PASSWORD_LEAD, seed_demo_data
 from bot.settings import Settings
 from bot.web.app import create_app
-from tests.support.browser import chromium, new_page
+from tests.support.browser import new_page
 from tests.support.stack import serve
 from tests.support.visitors import named_visitor
 
@@ -32,12 +32,6 @@ BODY = (
     "Hi {customer.first_name}, I've checked order {order.number}: it is {order.status}. "
     "Track it here: {order.tracking_url} "
 )
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

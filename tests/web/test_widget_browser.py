@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.crm.models import AuthorKind, Direction, Message, MessageStatus
 from bot.settings import Settings
 from bot.web.app import create_app
-from tests.support.browser import chromium, new_page
+from tests.support.browser import new_page
 from tests.support.stack import serve
 from tests.support.visitors import new_visitor
 from tests.support.widget import VISITOR_KEY, ShopSite, open_shop
@@ -27,12 +27,6 @@ FURIOUS = "This is absolutely ridiculous, you useless thieves, I am furious!!"
 RATING = [{"title": f"{n} " + "★" * n, "payload": str(n)} for n in range(1, 6)] + [
     {"title": "Skip", "payload": "skip"}
 ]
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture
